@@ -1,0 +1,33 @@
+-- The simulated year's end-of-year active headcount must equal
+-- round(start-of-year headcount * (1 + target_growth_rate)), within 0.1%
+-- (the hire count is computed to hit it exactly; the tolerance only guards rounding).
+-- Returns a row when the year is off target.
+{%- set year = var('simulation_year') | int %}
+
+with starting as (
+
+    select count(*) as headcount from {{ ref('int_baseline_workforce') }}
+
+),
+
+ending as (
+
+    select count(*) as headcount
+    from {{ ref('fct_workforce_snapshot') }}
+    where simulation_year = {{ year }} and employment_status = 'active'
+
+),
+
+comparison as (
+
+    select
+        starting.headcount as starting_headcount,
+        ending.headcount as ending_headcount,
+        round(starting.headcount * (1 + {{ var('target_growth_rate') }})) as target_headcount
+    from starting, ending
+
+)
+
+select *
+from comparison
+where abs(ending_headcount - target_headcount) > greatest(1, 0.001 * target_headcount)

@@ -1,0 +1,417 @@
+"""``@monitor_performance``: measure an asset's materialization and record it.
+
+Stacked under ``@asset`` / ``@multi_asset``; the asset needs no other change:
+
+    @asset(partitions_def=simulation_years)
+    @monitor_performance("SCD")
+    def scd_workforce_state(context: AssetExecutionContext) -> pd.DataFrame:
+        ...
+
+The decorator adds the ``monitoring`` resource (and ``context``, if missing) to the signature
+Dagster sees, so the asset requires the resource. Monitoring never changes what the asset does:
+its own failures are logged as warnings and the asset's result and exceptions pass unchanged.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import re
+import traceback
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from dagster import (
+    AssetExecutionContext,
+    AssetsDefinition,
+    MaterializeResult,
+    MetadataValue,
+    Output,
+)
+
+from .measure import StepMeter, active_meter
+from .partitions import PartitionKeyError, simulation_year_from_key
+from .records import FAILED, SUCCESS, PerformanceRecord
+from .redaction import redact
+from .resource import MonitoringResource
+from .sla import SlaRules, SlaVerdict
+from .writer import writer_for
+
+F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("planwise_monitoring")
+
+SIMULATION_ID_TAG = "planwise/simulation_id"
+SIMULATION_YEAR_TAG = "planwise/simulation_year"
+SCENARIO_TAG = "planwise/scenario"
+METADATA_PREFIX = "planwise/"
+_ERROR_MESSAGE_LIMIT = 4000
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-/ ]*$")
+
+
+@dataclass(frozen=True)
+class _Spec:
+    component_type: str
+    component_name: str | None
+    resource_key: str
+    track_records: bool
+
+
+def monitor_performance(
+    component_type: str,
+    *,
+    component_name: str | None = None,
+    resource_key: str = "monitoring",
+    track_records: bool = True,
+) -> Callable[[F], F]:
+    """Record each materialization of the decorated asset into the monitoring database.
+
+        from dagster import AssetExecutionContext, StaticPartitionsDefinition, asset
+        from planwise_monitoring import monitor_performance
+
+        @asset(partitions_def=StaticPartitionsDefinition(["2025", "2026"]))
+        @monitor_performance("SCD")
+        def scd_workforce_state(context: AssetExecutionContext):
+            ...
+
+    Args:
+        component_type: e.g. ``"SCD"``, ``"EVENT_GENERATION"``; picks the SLA when no SLA names
+            the component itself.
+        component_name: defaults to the asset's name (the op's name for a multi-asset).
+        resource_key: the key of the :class:`MonitoringResource` in the Definitions.
+        track_records: count output records from a returned DataFrame or ``dagster/row_count``
+            metadata, and input records from DataFrame inputs.
+    """
+    _check_name("component_type", component_type, 50)
+    if component_name is not None:
+        _check_name("component_name", component_name, 100)
+    if not isinstance(resource_key, str) or not resource_key.isidentifier():
+        raise ValueError(f"@monitor_performance: resource_key must be a Python identifier, got {resource_key!r}")
+    spec = _Spec(component_type, component_name, resource_key, track_records)
+
+    def decorator(fn: F) -> F:
+        if isinstance(fn, AssetsDefinition) or not inspect.isfunction(fn):
+            raise TypeError(
+                "@monitor_performance must be stacked under @asset/@multi_asset, directly on the "
+                f"function (got {type(fn).__name__})"
+            )
+        if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
+            raise TypeError(f"@monitor_performance does not support async assets yet ({fn.__name__})")
+        return _wrap(fn, spec)
+
+    return decorator
+
+
+def _check_name(what: str, value: object, limit: int) -> None:
+    if not isinstance(value, str) or not _NAME.match(value) or len(value) > limit:
+        raise ValueError(
+            f"@monitor_performance: {what} must be 1-{limit} characters of letters, digits and "
+            f"_ . - / (starting with a letter, digit or _), got {value!r}"
+        )
+
+
+def _wrap(fn: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
+    sig = inspect.signature(fn)
+    params = list(sig.parameters.values())
+    takes_context = bool(params) and params[0].name in ("context", "_context")  # Dagster's own rule
+    takes_resource = spec.resource_key in sig.parameters
+    if not takes_context:
+        params.insert(0, inspect.Parameter("context", inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                           annotation=AssetExecutionContext))
+    if not takes_resource:
+        at = next((i for i, p in enumerate(params) if p.kind is inspect.Parameter.VAR_KEYWORD), len(params))
+        params.insert(at, inspect.Parameter(spec.resource_key, inspect.Parameter.KEYWORD_ONLY,
+                                            annotation=MonitoringResource))
+
+    def split(args: tuple, kwargs: dict) -> tuple[Any, MonitoringResource, tuple, dict]:
+        context = args[0] if args else kwargs.get("context", kwargs.get("_context"))
+        monitoring = kwargs[spec.resource_key] if takes_resource else kwargs.pop(spec.resource_key)
+        if not takes_context:
+            args = args[1:]
+        return context, monitoring, args, kwargs
+
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            context, monitoring, args, kwargs = split(args, kwargs)
+            step = _MonitoredStep.begin(context, monitoring, spec, fn, kwargs)
+            if step is None:
+                return (yield from fn(*args, **kwargs))
+            return (yield from step.run_generator(fn(*args, **kwargs)))
+    else:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            context, monitoring, args, kwargs = split(args, kwargs)
+            step = _MonitoredStep.begin(context, monitoring, spec, fn, kwargs)
+            if step is None:
+                return fn(*args, **kwargs)
+            with active_meter(step.meter):
+                try:
+                    result = fn(*args, **kwargs)
+                except BaseException as exc:
+                    step.failed(exc)
+                    raise
+            return step.succeeded(result)
+
+    wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+    return wrapper
+
+
+class _MonitoredStep:
+    """One monitored execution: who it is, its meter, and turning the outcome into a record."""
+
+    def __init__(self, context: AssetExecutionContext, monitoring: MonitoringResource, spec: _Spec,
+                 identity: dict[str, Any], rules: SlaRules):
+        self.context = context
+        self.monitoring = monitoring
+        self.spec = spec
+        self.identity = identity
+        self.rules = rules
+        self.meter = StepMeter(monitoring.memory_sample_interval_seconds)
+
+    @classmethod
+    def begin(cls, context: AssetExecutionContext, monitoring: MonitoringResource, spec: _Spec,
+              fn: Callable[..., Any], kwargs: Mapping[str, Any]) -> _MonitoredStep | None:
+        if not monitoring.enabled:
+            return None
+        try:
+            step = cls(context, monitoring, spec, _identify(context, spec, monitoring, fn), monitoring.get_sla_rules())
+            if spec.track_records:
+                step.meter.input_records = _count_inputs(kwargs)
+            _relay_warnings(context, monitoring)
+            step.meter.start()
+            return step
+        except Exception as exc:
+            _warn(context, f"not monitoring this step: {type(exc).__name__}: {exc}")
+            return None
+
+    def succeeded(self, result: Any, attach: bool = True) -> Any:
+        try:
+            record = self._record(SUCCESS, _count_outputs(result) if self.spec.track_records else None)
+            if attach:
+                result = _attach_metadata(self.context, result, _metadata(record))
+        except Exception as exc:
+            _warn(self.context, f"could not record this step: {type(exc).__name__}: {exc}")
+        return result
+
+    def failed(self, exc: BaseException) -> None:
+        try:
+            message = redact("".join(traceback.format_exception_only(type(exc), exc)).strip())
+            self._record(FAILED, None, error=(_error_class(exc), (message or "")[:_ERROR_MESSAGE_LIMIT]))
+        except Exception as inner:
+            _warn(self.context, f"could not record the failed step: {type(inner).__name__}: {inner}")
+
+    def run_generator(self, gen: Iterator[Any]) -> Iterator[Any]:
+        """Pass events through; hold outputs back until the end so they carry the metadata."""
+        held: list[Any] = []
+        while True:
+            try:
+                with active_meter(self.meter):
+                    item = next(gen)
+            except StopIteration as stop:
+                returned = stop.value
+                break
+            except BaseException as exc:
+                self.failed(exc)
+                raise
+            if held or isinstance(item, (Output, MaterializeResult)):
+                held.append(item)
+            else:
+                yield item
+        yield from self.succeeded(tuple(held), attach=bool(held))
+        return returned
+
+    def _record(self, status: str, output_records: int | None,
+                error: tuple[str, str] | None = None) -> PerformanceRecord:
+        m = self.meter.stop()
+        if self.meter.output_records is not None:
+            output_records = self.meter.output_records
+        ident = self.identity
+        verdict: SlaVerdict = self.rules.evaluate(
+            ident["component_name"], self.spec.component_type, m.duration_seconds, output_records,
+            succeeded=status == SUCCESS,
+        )
+        rate = output_records / m.duration_seconds if output_records is not None and m.duration_seconds > 0 else None
+        record = PerformanceRecord(
+            performance_id=str(uuid.uuid4()),
+            simulation_run_id=ident["run_id"],
+            simulation_id=ident["simulation_id"],
+            simulation_year=ident["simulation_year"],
+            scenario=ident["scenario"],
+            component_name=ident["component_name"],
+            component_type=self.spec.component_type,
+            asset_key=ident["asset_key"],
+            partition_key=ident["partition_key"],
+            status=status,
+            execution_start_time=m.started_at,
+            execution_end_time=m.ended_at,
+            execution_time_seconds=m.duration_seconds,
+            cpu_seconds=m.cpu_seconds,
+            memory_usage_mb=m.peak_memory_mb,
+            memory_start_mb=m.start_memory_mb,
+            input_record_count=self.meter.input_records,
+            output_record_count=output_records,
+            records_per_second=rate,
+            sla_threshold_seconds=verdict.sla_threshold_seconds,
+            warning_threshold_seconds=verdict.warning_threshold_seconds,
+            sla_status=verdict.sla_status.value if verdict.sla_status else None,
+            performance_category=verdict.performance_category.value if verdict.performance_category else None,
+            error_class=error[0] if error else None,
+            error_message=error[1] if error else None,
+            phases=m.phases,
+        )
+        writer_for(self.monitoring.get_store()).submit(record, self.rules)
+        year = f" year {record.simulation_year}" if record.simulation_year is not None else ""
+        self.context.log.info(
+            f"planwise-monitoring: {record.component_name}{year} {status} in "
+            f"{record.execution_time_seconds:.3f}s, peak {record.memory_usage_mb:.0f} MB, "
+            f"{record.sla_status or 'no SLA status'} (warn {verdict.warning_threshold_seconds:g}s / "
+            f"breach {verdict.sla_threshold_seconds:g}s)"
+        )
+        return record
+
+
+def _identify(context: AssetExecutionContext, spec: _Spec, monitoring: MonitoringResource,
+              fn: Callable[..., Any]) -> dict[str, Any]:
+    tags = context.run_tags
+    run_id = context.run_id
+    keys = sorted(context.selected_asset_keys, key=lambda k: k.path)
+    if spec.component_name:
+        component_name = spec.component_name
+    elif len(keys) == 1:
+        component_name = keys[0].path[-1]
+    else:
+        component_name = context.op_execution_context.op.name
+    partition_key, year = None, None
+    if context.has_partition_key:
+        partition_key = str(context.partition_key)
+        key = context.partition_key
+        try:
+            year = simulation_year_from_key(getattr(key, "keys_by_dimension", None) or key)
+        except PartitionKeyError as exc:
+            _warn(context, f"{exc}; recording {component_name} without a simulation year")
+    elif context.has_partition_key_range:
+        r = context.partition_key_range
+        partition_key = f"{r.start}...{r.end}"
+        _warn(context, f"step covers partitions {partition_key}, several years at once; "
+                       "recording it without a simulation year")
+    if year is None and partition_key is None:
+        year = _year_from_config_or_tags(context, tags)
+    scenario = tags.get(SCENARIO_TAG) or monitoring.scenario
+    return {
+        "run_id": run_id,
+        "simulation_id": tags.get(SIMULATION_ID_TAG) or tags.get("dagster/backfill") or run_id,
+        "simulation_year": year,
+        "scenario": scenario[:100],
+        "component_name": component_name[:100],
+        "asset_key": ", ".join(k.to_user_string() for k in keys) or None,
+        "partition_key": partition_key,
+    }
+
+
+def _year_from_config_or_tags(context: AssetExecutionContext, tags: Mapping[str, str]) -> int | None:
+    config = context.op_execution_context.op_config
+    raw = config.get("simulation_year") if isinstance(config, Mapping) else None
+    raw = raw if raw is not None else tags.get(SIMULATION_YEAR_TAG)
+    if raw is None:
+        return None
+    try:
+        return simulation_year_from_key(str(raw))
+    except PartitionKeyError:
+        _warn(context, f"simulation_year {raw!r} from config/tags is not a year; recording without one")
+        return None
+
+
+def _count_inputs(kwargs: Mapping[str, Any]) -> int | None:
+    counts = [len(v) for v in kwargs.values() if _is_frame(v)]
+    return sum(counts) if counts else None
+
+
+def _count_outputs(result: Any) -> int | None:
+    items = result if isinstance(result, tuple) else (result,)
+    counts = []
+    for item in items:
+        if isinstance(item, (Output, MaterializeResult)):
+            row_count = (item.metadata or {}).get("dagster/row_count")
+            if row_count is not None:
+                counts.append(int(getattr(row_count, "value", row_count)))
+                continue
+            item = item.value
+        if _is_frame(item):
+            counts.append(len(item))
+    return sum(counts) if counts else None
+
+
+def _is_frame(value: Any) -> bool:
+    # duck-typed so pandas and polars frames both count, without importing either here
+    return hasattr(value, "columns") and hasattr(value, "__len__") and not isinstance(value, (str, bytes, Mapping))
+
+
+def _metadata(r: PerformanceRecord) -> dict[str, MetadataValue]:
+    p = METADATA_PREFIX
+    md: dict[str, MetadataValue] = {
+        f"{p}duration_seconds": MetadataValue.float(round(r.execution_time_seconds, 6)),
+        f"{p}cpu_seconds": MetadataValue.float(round(r.cpu_seconds or 0.0, 6)),
+        f"{p}peak_memory_mb": MetadataValue.float(round(r.memory_usage_mb or 0.0, 3)),
+        f"{p}memory_growth_mb": MetadataValue.float(round((r.memory_usage_mb or 0.0) - (r.memory_start_mb or 0.0), 3)),
+        f"{p}sla_threshold_seconds": MetadataValue.float(float(r.sla_threshold_seconds or 0.0)),
+        f"{p}sla_warning_seconds": MetadataValue.float(float(r.warning_threshold_seconds or 0.0)),
+        f"{p}sla_status": MetadataValue.text(r.sla_status or "UNKNOWN"),
+        f"{p}performance_category": MetadataValue.text(r.performance_category or "UNKNOWN"),
+        f"{p}performance_id": MetadataValue.text(r.performance_id),
+    }
+    if r.simulation_year is not None:
+        md[f"{p}simulation_year"] = MetadataValue.int(r.simulation_year)
+    if r.input_record_count is not None:
+        md[f"{p}input_records"] = MetadataValue.int(r.input_record_count)
+    if r.output_record_count is not None:
+        md[f"{p}output_records"] = MetadataValue.int(r.output_record_count)
+    if r.records_per_second is not None:
+        md[f"{p}records_per_second"] = MetadataValue.float(round(r.records_per_second, 3))
+    for phase in r.phases:
+        md[f"{p}phase/{phase.name}_seconds"] = MetadataValue.float(round(phase.duration_seconds, 6))
+    return md
+
+
+def _attach_metadata(context: AssetExecutionContext, result: Any, md: dict[str, MetadataValue]) -> Any:
+    """Merge the metadata into returned Output/MaterializeResult objects, or else add it to the
+    step's outputs. The step's record count becomes ``dagster/row_count`` only when the step has a
+    single output and the asset did not set one."""
+    items = result if isinstance(result, tuple) else (result,)
+    row_count = md.get(f"{METADATA_PREFIX}output_records")
+    if any(isinstance(i, (Output, MaterializeResult)) for i in items):
+        def merged(item: Any) -> Any:
+            if not isinstance(item, (Output, MaterializeResult)):
+                return item
+            new = {**(item.metadata or {}), **md}
+            if row_count is not None and len(items) == 1:
+                new.setdefault("dagster/row_count", row_count)
+            return item.with_metadata(new) if isinstance(item, Output) else item._replace(metadata=new)
+
+        new_items = tuple(merged(i) for i in items)
+        return new_items if isinstance(result, tuple) else new_items[0]
+    names = sorted(context.selected_output_names)
+    for name in names:
+        extra = {**md, "dagster/row_count": row_count} if row_count is not None and len(names) == 1 else md
+        context.add_output_metadata(extra, output_name=name)
+    return result
+
+
+def _error_class(exc: BaseException) -> str:
+    cls = type(exc)
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _relay_warnings(context: AssetExecutionContext, monitoring: MonitoringResource) -> None:
+    """Background writes have no step to log to; say what went wrong in the next monitored step."""
+    for message in writer_for(monitoring.get_store()).take_warnings():
+        _warn(context, message)
+
+
+def _warn(context: AssetExecutionContext, message: str) -> None:
+    try:
+        context.log.warning(f"planwise-monitoring: {message}")
+    except Exception:
+        log.warning("planwise-monitoring: %s", message)

@@ -1,0 +1,354 @@
+"""The monitoring database: the only module that writes SQL against the ``mon_*`` tables.
+
+    from planwise_monitoring.store import MonitoringStore
+
+    store = MonitoringStore(tmp_path / "monitoring.duckdb")
+    store.write([record])            # or spool records and store.replay_spool()
+    df = store.read_performance()
+
+DuckDB lets one process at a time open a file for writing, and the plugin's writers are many
+short-lived step processes, dbt, and perhaps a user's notebook. So every connection is short,
+opening it retries on the lock for at most ``lock_timeout_seconds``, and a write that still cannot
+get the lock leaves its record in the spool (see :mod:`planwise_monitoring.writer`), from where
+the next successful write replays it. Record ids make replay idempotent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import re
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from .records import SUCCESS, PerformanceRecord
+from .sla import ANY, SlaRules
+from .spool import Spool
+
+SCHEMA_VERSION = 1
+
+# Each migration moves the schema from version N-1 to N; never edit one that has shipped.
+MIGRATIONS: dict[int, list[str]] = {
+    1: [
+        """
+        CREATE TABLE mon_multi_year_performance (
+            performance_id UUID PRIMARY KEY,
+            simulation_run_id VARCHAR NOT NULL,
+            simulation_id VARCHAR NOT NULL,
+            simulation_year INTEGER,
+            scenario VARCHAR NOT NULL,
+            component_name VARCHAR(100) NOT NULL,
+            component_type VARCHAR(50) NOT NULL,
+            asset_key VARCHAR,
+            partition_key VARCHAR,
+            status VARCHAR(10) NOT NULL,
+            execution_start_time TIMESTAMP NOT NULL,
+            execution_end_time TIMESTAMP NOT NULL,
+            execution_time_seconds DOUBLE NOT NULL,
+            cpu_seconds DOUBLE,
+            memory_usage_mb DOUBLE,
+            memory_start_mb DOUBLE,
+            input_record_count BIGINT,
+            output_record_count BIGINT,
+            records_per_second DOUBLE,
+            sla_threshold_seconds DOUBLE,
+            warning_threshold_seconds DOUBLE,
+            sla_status VARCHAR(20),
+            performance_category VARCHAR(20),
+            year_over_year_change_pct DOUBLE,
+            cumulative_execution_time_seconds DOUBLE,
+            error_class VARCHAR,
+            error_message VARCHAR,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        )
+        """,
+        """
+        CREATE TABLE mon_phase_timings (
+            performance_id UUID NOT NULL,
+            phase_index INTEGER NOT NULL,
+            phase_name VARCHAR NOT NULL,
+            started_at TIMESTAMP NOT NULL,
+            duration_seconds DOUBLE NOT NULL,
+            PRIMARY KEY (performance_id, phase_index)
+        )
+        """,
+        """
+        CREATE TABLE mon_multi_year_regression (
+            regression_id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+            component_name VARCHAR(100) NOT NULL,
+            component_type VARCHAR(50),
+            simulation_year INTEGER,
+            scenario VARCHAR,
+            performance_id UUID,
+            baseline_run_id VARCHAR NOT NULL,
+            current_run_id VARCHAR NOT NULL,
+            baseline_execution_time DOUBLE,
+            current_execution_time DOUBLE,
+            performance_degradation_pct DOUBLE,
+            regression_severity VARCHAR(20),
+            regression_threshold_pct DOUBLE DEFAULT 20.0,
+            detection_timestamp TIMESTAMP DEFAULT current_timestamp,
+            investigation_status VARCHAR(50) DEFAULT 'PENDING'
+        )
+        """,
+        """
+        CREATE TABLE mon_sla_definitions (
+            sla_id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+            component_name VARCHAR(100) NOT NULL,
+            component_type VARCHAR(50) NOT NULL,
+            sla_threshold_seconds DOUBLE NOT NULL,
+            warning_threshold_seconds DOUBLE NOT NULL,
+            record_count_threshold BIGINT DEFAULT 0,
+            is_active BOOLEAN DEFAULT true,
+            created_at TIMESTAMP DEFAULT current_timestamp
+        )
+        """,
+    ],
+}
+
+_PERFORMANCE_COLUMNS = [
+    "performance_id", "simulation_run_id", "simulation_id", "simulation_year", "scenario",
+    "component_name", "component_type", "asset_key", "partition_key", "status",
+    "execution_start_time", "execution_end_time", "execution_time_seconds", "cpu_seconds",
+    "memory_usage_mb", "memory_start_mb", "input_record_count", "output_record_count",
+    "records_per_second", "sla_threshold_seconds", "warning_threshold_seconds", "sla_status",
+    "performance_category", "error_class", "error_message",
+]
+_INSERT_PERFORMANCE = f"""
+    INSERT INTO mon_multi_year_performance
+        ({", ".join(_PERFORMANCE_COLUMNS)}, year_over_year_change_pct, cumulative_execution_time_seconds)
+    VALUES ({", ".join("?" * (len(_PERFORMANCE_COLUMNS) + 2))})
+    ON CONFLICT DO NOTHING
+"""
+# Last year's time of the same component: from the same simulation if it has one, else the latest.
+_PREVIOUS_YEAR_TIME = """
+    SELECT execution_time_seconds FROM mon_multi_year_performance
+    WHERE component_name = ? AND scenario = ? AND simulation_year = ? AND status = 'SUCCESS'
+    ORDER BY simulation_id = ? DESC, execution_end_time DESC
+    LIMIT 1
+"""
+# Earlier years of the same simulation, counting a re-run year once (its latest run).
+_EARLIER_YEARS_TIME = """
+    SELECT coalesce(sum(t), 0) FROM (
+        SELECT arg_max(execution_time_seconds, execution_end_time) AS t
+        FROM mon_multi_year_performance
+        WHERE component_name = ? AND simulation_id = ? AND simulation_year < ? AND status = 'SUCCESS'
+        GROUP BY simulation_year
+    )
+"""
+
+_LOCK_MESSAGE = re.compile(r"lock|different configuration", re.I)
+_LOCK_HOLDER = re.compile(r"held in (.+?) \(PID (\d+)\)")
+
+
+class StoreError(RuntimeError):
+    """The monitoring database cannot be used; the message says why."""
+
+
+class StoreLockedError(StoreError):
+    """Another process held the monitoring database's lock for longer than we wait."""
+
+    def __init__(self, path: Path, waited: float, detail: str):
+        holder = _LOCK_HOLDER.search(detail)
+        self.holder_pid = int(holder.group(2)) if holder else None
+        who = f"process {holder.group(2)} ({holder.group(1)})" if holder else "another process"
+        super().__init__(f"monitoring database {path} is locked by {who}; gave up after {waited:.1f}s")
+
+
+class MonitoringStore:
+    """Reads and writes the ``mon_*`` tables of one DuckDB file. See the module docstring."""
+
+    def __init__(self, path: str | Path, *, lock_timeout_seconds: float = 1.0, spool_dir: str | Path | None = None):
+        self.path = Path(path)
+        self.lock_timeout_seconds = lock_timeout_seconds
+        self.spool = Spool(spool_dir or f"{self.path}.spool")
+
+    # -- connections ----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short connection, opened with bounded waiting on the lock and always closed."""
+        if read_only and not self.path.exists():
+            raise StoreError(f"monitoring database {self.path} does not exist yet (nothing was recorded)")
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = self._open(read_only)
+        try:
+            if not read_only:
+                _ensure_schema(conn, self.path)
+            yield conn
+        finally:
+            conn.close()
+
+    def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        deadline = time.monotonic() + self.lock_timeout_seconds
+        delay = 0.01
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=read_only)
+            except (duckdb.IOException, duckdb.ConnectionException) as exc:
+                if not _LOCK_MESSAGE.search(str(exc)):
+                    raise StoreError(f"cannot open monitoring database {self.path}: {exc}") from None
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise StoreLockedError(self.path, self.lock_timeout_seconds, str(exc)) from None
+                time.sleep(min(remaining, delay * random.uniform(0.5, 1.5)))
+                delay = min(delay * 2, 0.2)
+
+    # -- writing --------------------------------------------------------------------------------
+    def write(self, records: Sequence[PerformanceRecord], sla_rules: SlaRules | None = None) -> int:
+        """Insert records (ignoring ids already stored) and replay the spool; returns rows inserted."""
+        with self.connect() as conn:
+            return self._write(conn, records, sla_rules)
+
+    def replay_spool(self, sla_rules: SlaRules | None = None, limit: int | None = None) -> int:
+        """Insert spooled records into the database and drop them from the spool."""
+        with self.connect() as conn:
+            return self._write(conn, [], sla_rules, limit)
+
+    def _write(self, conn: duckdb.DuckDBPyConnection, records: Sequence[PerformanceRecord],
+               sla_rules: SlaRules | None, limit: int | None = None) -> int:
+        spooled, paths = [], []
+        for path, payload in self.spool.pending(limit):
+            try:
+                spooled.append(PerformanceRecord.from_json(payload))
+                paths.append(path)
+            except (ValueError, TypeError, KeyError) as exc:
+                self.spool.quarantine(path, f"{type(exc).__name__}: {exc}")
+        conn.execute("BEGIN")
+        try:
+            synced = sla_rules is not None and _sync_sla_definitions(conn, self.path, sla_rules)
+            inserted = sum(_insert_record(conn, r) for r in [*spooled, *records])
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        if synced:
+            _synced[str(self.path.resolve())] = sla_rules
+        self.spool.remove(paths)  # only after the commit: a crash in between replays harmlessly
+        return inserted
+
+    # -- reading --------------------------------------------------------------------------------
+    def read_performance(self) -> pd.DataFrame:
+        with self.connect(read_only=True) as conn:
+            return conn.execute(
+                "SELECT * FROM mon_multi_year_performance ORDER BY execution_start_time, component_name"
+            ).df()
+
+    def read_table(self, table: str) -> pd.DataFrame:
+        if not re.fullmatch(r"mon_[a-z_]+", table):
+            raise ValueError(f"not a monitoring table: {table!r}")
+        with self.connect(read_only=True) as conn:
+            return conn.execute(f"SELECT * FROM {table}").df()
+
+    def schema_version(self) -> int:
+        with self.connect(read_only=True) as conn:
+            return _current_version(conn)
+
+
+def _insert_record(conn: duckdb.DuckDBPyConnection, r: PerformanceRecord) -> int:
+    yoy = None
+    cumulative = r.execution_time_seconds
+    if r.simulation_year is not None:
+        previous = conn.execute(
+            _PREVIOUS_YEAR_TIME, [r.component_name, r.scenario, r.simulation_year - 1, r.simulation_id]
+        ).fetchone()
+        if previous and previous[0] and r.status == SUCCESS:
+            yoy = (r.execution_time_seconds - previous[0]) / previous[0] * 100
+        cumulative += conn.execute(
+            _EARLIER_YEARS_TIME, [r.component_name, r.simulation_id, r.simulation_year]
+        ).fetchone()[0]
+    values = [getattr(r, c) for c in _PERFORMANCE_COLUMNS]
+    inserted = conn.execute(_INSERT_PERFORMANCE, [*values, yoy, cumulative]).fetchone()[0]
+    if inserted and r.phases:
+        conn.executemany(
+            "INSERT INTO mon_phase_timings VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            [[r.performance_id, i, p.name, p.started_at, p.duration_seconds] for i, p in enumerate(r.phases)],
+        )
+    return int(inserted)
+
+
+# -- schema -------------------------------------------------------------------------------------
+_migrated: set[str] = set()  # databases this process has already brought up to date
+_synced: dict[str, SlaRules] = {}
+_schema_lock = threading.Lock()
+
+
+def _current_version(conn: duckdb.DuckDBPyConnection) -> int:
+    exists = conn.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'mon_schema_version'"
+    ).fetchone()[0]
+    if not exists:
+        return 0
+    return conn.execute("SELECT coalesce(max(version), 0) FROM mon_schema_version").fetchone()[0]
+
+
+def _ensure_schema(conn: duckdb.DuckDBPyConnection, path: Path) -> None:
+    key = str(path.resolve())
+    if key in _migrated:
+        return
+    with _schema_lock:
+        version = _current_version(conn)
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"monitoring database {path} has schema version {version}, newer than this "
+                f"planwise-monitoring understands ({SCHEMA_VERSION}); upgrade the package"
+            )
+        if version < SCHEMA_VERSION:
+            conn.execute("BEGIN")
+            try:
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS mon_schema_version "
+                    "(version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)"
+                )
+                for target in range(version + 1, SCHEMA_VERSION + 1):
+                    for statement in MIGRATIONS[target]:
+                        conn.execute(statement)
+                    conn.execute("INSERT INTO mon_schema_version (version) VALUES (?)", [target])
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        _migrated.add(key)
+
+
+def _sync_sla_definitions(conn: duckdb.DuckDBPyConnection, path: Path, rules: SlaRules) -> bool:
+    """Mirror the active SLA rules into ``mon_sla_definitions`` (once per process and rule set)."""
+    if _synced.get(str(path.resolve())) is rules:
+        return False
+    wanted = {
+        (d.component_name or ANY, d.component_type or ANY): d for d in rules.table_rows()
+    }
+    existing = conn.execute(
+        "SELECT sla_id, component_name, component_type, sla_threshold_seconds, warning_threshold_seconds, "
+        "record_count_threshold, is_active FROM mon_sla_definitions"
+    ).fetchall()
+    seen = set()
+    for sla_id, name, ctype, breach, warning, records, active in existing:
+        d = wanted.get((name, ctype))
+        if d is None or (name, ctype) in seen:
+            if active:
+                conn.execute("UPDATE mon_sla_definitions SET is_active = false WHERE sla_id = ?", [sla_id])
+            continue
+        seen.add((name, ctype))
+        if (breach, warning, records, active) != (d.sla_threshold_seconds, d.warning_threshold_seconds,
+                                                  d.record_count_threshold, True):
+            conn.execute(
+                "UPDATE mon_sla_definitions SET sla_threshold_seconds = ?, warning_threshold_seconds = ?, "
+                "record_count_threshold = ?, is_active = true WHERE sla_id = ?",
+                [d.sla_threshold_seconds, d.warning_threshold_seconds, d.record_count_threshold, sla_id],
+            )
+    for (name, ctype), d in wanted.items():
+        if (name, ctype) not in seen:
+            conn.execute(
+                "INSERT INTO mon_sla_definitions (sla_id, component_name, component_type, sla_threshold_seconds, "
+                "warning_threshold_seconds, record_count_threshold, is_active) VALUES (?, ?, ?, ?, ?, ?, true)",
+                [str(uuid.uuid4()), name, ctype, d.sla_threshold_seconds, d.warning_threshold_seconds,
+                 d.record_count_threshold],
+            )
+    return True
