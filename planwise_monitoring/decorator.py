@@ -18,7 +18,6 @@ import functools
 import inspect
 import logging
 import re
-import traceback
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -113,7 +112,12 @@ def _check_name(what: str, value: object, limit: int) -> None:
 
 
 def _wrap(fn: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
-    sig = inspect.signature(fn)
+    try:
+        # Resolved annotations: Dagster compares the context annotation by identity, which a
+        # string from `from __future__ import annotations` would fail.
+        sig = inspect.signature(fn, eval_str=True)
+    except Exception:
+        sig = inspect.signature(fn)
     params = list(sig.parameters.values())
     takes_context = bool(params) and params[0].name in ("context", "_context")  # Dagster's own rule
     takes_resource = spec.resource_key in sig.parameters
@@ -198,8 +202,8 @@ class _MonitoredStep:
 
     def failed(self, exc: BaseException) -> None:
         try:
-            message = redact("".join(traceback.format_exception_only(type(exc), exc)).strip())
-            self._record(FAILED, None, error=(_error_class(exc), (message or "")[:_ERROR_MESSAGE_LIMIT]))
+            message = redact(str(exc)) or ""
+            self._record(FAILED, None, error=(_error_class(exc), message[:_ERROR_MESSAGE_LIMIT]))
         except Exception as inner:
             _warn(self.context, f"could not record the failed step: {type(inner).__name__}: {inner}")
 
@@ -275,8 +279,8 @@ class _MonitoredStep:
 
 def _identify(context: AssetExecutionContext, spec: _Spec, monitoring: MonitoringResource,
               fn: Callable[..., Any]) -> dict[str, Any]:
-    tags = context.run_tags
-    run_id = context.run_id
+    tags = context.run.tags
+    run_id = context.run.run_id
     keys = sorted(context.selected_asset_keys, key=lambda k: k.path)
     if spec.component_name:
         component_name = spec.component_name
@@ -392,7 +396,7 @@ def _attach_metadata(context: AssetExecutionContext, result: Any, md: dict[str, 
 
         new_items = tuple(merged(i) for i in items)
         return new_items if isinstance(result, tuple) else new_items[0]
-    names = sorted(context.selected_output_names)
+    names = sorted(context.op_execution_context.selected_output_names)
     for name in names:
         extra = {**md, "dagster/row_count": row_count} if row_count is not None and len(names) == 1 else md
         context.add_output_metadata(extra, output_name=name)

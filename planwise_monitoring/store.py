@@ -27,7 +27,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from .records import SUCCESS, PerformanceRecord
+from .records import PerformanceRecord
 from .sla import ANY, SlaRules
 from .spool import Spool
 
@@ -121,26 +121,57 @@ _PERFORMANCE_COLUMNS = [
     "performance_category", "error_class", "error_message",
 ]
 _INSERT_PERFORMANCE = f"""
-    INSERT INTO mon_multi_year_performance
-        ({", ".join(_PERFORMANCE_COLUMNS)}, year_over_year_change_pct, cumulative_execution_time_seconds)
-    VALUES ({", ".join("?" * (len(_PERFORMANCE_COLUMNS) + 2))})
+    INSERT INTO mon_multi_year_performance ({", ".join(_PERFORMANCE_COLUMNS)})
+    VALUES ({", ".join("?" * len(_PERFORMANCE_COLUMNS))})
     ON CONFLICT DO NOTHING
 """
-# Last year's time of the same component: from the same simulation if it has one, else the latest.
-_PREVIOUS_YEAR_TIME = """
-    SELECT execution_time_seconds FROM mon_multi_year_performance
-    WHERE component_name = ? AND scenario = ? AND simulation_year = ? AND status = 'SUCCESS'
-    ORDER BY simulation_id = ? DESC, execution_end_time DESC
-    LIMIT 1
-"""
-# Earlier years of the same simulation, counting a re-run year once (its latest run).
-_EARLIER_YEARS_TIME = """
-    SELECT coalesce(sum(t), 0) FROM (
-        SELECT arg_max(execution_time_seconds, execution_end_time) AS t
-        FROM mon_multi_year_performance
-        WHERE component_name = ? AND simulation_id = ? AND simulation_year < ? AND status = 'SUCCESS'
-        GROUP BY simulation_year
+# Year-over-year change and cumulative time are a function of the history as of each row's end:
+#  - year over year: against the latest successful run of the same component and scenario in the
+#    previous year that ended before this row did, preferring a run of the same simulation;
+#  - cumulative: this row plus, for each earlier year of the same simulation, its latest successful
+#    run that ended before this row did (a re-run year counts once).
+# Recomputed for the new rows and for the later-year rows a late (replayed) row can change.
+_DERIVE_HISTORY_COLUMNS = """
+    WITH new AS (
+        SELECT * FROM mon_multi_year_performance WHERE performance_id IN (SELECT unnest(?::UUID[]))
+    ),
+    target AS (
+        SELECT performance_id, component_name, scenario, simulation_id, simulation_year, status,
+               execution_time_seconds, execution_end_time
+        FROM new
+        UNION
+        SELECT t.performance_id, t.component_name, t.scenario, t.simulation_id, t.simulation_year, t.status,
+               t.execution_time_seconds, t.execution_end_time
+        FROM mon_multi_year_performance t
+        JOIN new n ON t.component_name = n.component_name AND t.scenario = n.scenario
+             AND t.simulation_year > n.simulation_year AND t.execution_end_time >= n.execution_end_time
+    ),
+    previous AS (
+        SELECT t.performance_id,
+               arg_max(p.execution_time_seconds, (p.simulation_id = t.simulation_id, p.execution_end_time)) AS seconds
+        FROM target t JOIN mon_multi_year_performance p
+          ON p.component_name = t.component_name AND p.scenario = t.scenario
+         AND p.simulation_year = t.simulation_year - 1 AND p.status = 'SUCCESS'
+         AND p.execution_end_time <= t.execution_end_time
+        GROUP BY t.performance_id
+    ),
+    earlier AS (
+        SELECT performance_id, sum(seconds) AS seconds FROM (
+            SELECT t.performance_id, arg_max(p.execution_time_seconds, p.execution_end_time) AS seconds
+            FROM target t JOIN mon_multi_year_performance p
+              ON p.component_name = t.component_name AND p.simulation_id = t.simulation_id
+             AND p.simulation_year < t.simulation_year AND p.status = 'SUCCESS'
+             AND p.execution_end_time <= t.execution_end_time
+            GROUP BY t.performance_id, p.simulation_year
+        ) GROUP BY performance_id
     )
+    SELECT t.performance_id,
+           CASE WHEN t.status = 'SUCCESS' AND previous.seconds > 0
+                THEN (t.execution_time_seconds - previous.seconds) / previous.seconds * 100 END,
+           t.execution_time_seconds + coalesce(earlier.seconds, 0)
+    FROM target t
+    LEFT JOIN previous USING (performance_id)
+    LEFT JOIN earlier USING (performance_id)
 """
 
 _LOCK_MESSAGE = re.compile(r"lock|different configuration", re.I)
@@ -223,7 +254,7 @@ class MonitoringStore:
         conn.execute("BEGIN")
         try:
             synced = sla_rules is not None and _sync_sla_definitions(conn, self.path, sla_rules)
-            inserted = sum(_insert_record(conn, r) for r in [*spooled, *records])
+            inserted = _insert_records(conn, [*spooled, *records])
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -251,26 +282,29 @@ class MonitoringStore:
             return _current_version(conn)
 
 
-def _insert_record(conn: duckdb.DuckDBPyConnection, r: PerformanceRecord) -> int:
-    yoy = None
-    cumulative = r.execution_time_seconds
-    if r.simulation_year is not None:
-        previous = conn.execute(
-            _PREVIOUS_YEAR_TIME, [r.component_name, r.scenario, r.simulation_year - 1, r.simulation_id]
-        ).fetchone()
-        if previous and previous[0] and r.status == SUCCESS:
-            yoy = (r.execution_time_seconds - previous[0]) / previous[0] * 100
-        cumulative += conn.execute(
-            _EARLIER_YEARS_TIME, [r.component_name, r.simulation_id, r.simulation_year]
-        ).fetchone()[0]
-    values = [getattr(r, c) for c in _PERFORMANCE_COLUMNS]
-    inserted = conn.execute(_INSERT_PERFORMANCE, [*values, yoy, cumulative]).fetchone()[0]
-    if inserted and r.phases:
-        conn.executemany(
-            "INSERT INTO mon_phase_timings VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            [[r.performance_id, i, p.name, p.started_at, p.duration_seconds] for i, p in enumerate(r.phases)],
-        )
-    return int(inserted)
+def _insert_records(conn: duckdb.DuckDBPyConnection, records: Sequence[PerformanceRecord]) -> int:
+    ids = list({r.performance_id: None for r in records})
+    if not ids:
+        return 0
+    stored = {str(row[0]) for row in conn.execute(
+        "SELECT performance_id FROM mon_multi_year_performance WHERE performance_id IN (SELECT unnest(?::UUID[]))",
+        [ids],
+    ).fetchall()}
+    new = list({r.performance_id: r for r in records if r.performance_id not in stored}.values())
+    if not new:
+        return 0
+    conn.executemany(_INSERT_PERFORMANCE, [[getattr(r, c) for c in _PERFORMANCE_COLUMNS] for r in new])
+    phases = [[r.performance_id, i, p.name, p.started_at, p.duration_seconds]
+              for r in new for i, p in enumerate(r.phases)]
+    if phases:
+        conn.executemany("INSERT INTO mon_phase_timings VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", phases)
+    derived = conn.execute(_DERIVE_HISTORY_COLUMNS, [[r.performance_id for r in new]]).fetchall()
+    conn.executemany(
+        "UPDATE mon_multi_year_performance SET year_over_year_change_pct = ?, "
+        "cumulative_execution_time_seconds = ? WHERE performance_id = ?",
+        [[yoy, cumulative, pid] for pid, yoy, cumulative in derived],
+    )
+    return len(new)
 
 
 # -- schema -------------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ class RecordWriter:
         self._thread: threading.Thread | None = None
         self._mine: set[str] = set()  # ids this process spooled and has not seen stored
         self._warnings: list[str] = []
+        self._closed = False  # set at exit: DuckDB must not run in a daemon thread during shutdown
 
     def submit(self, record: PerformanceRecord, sla_rules: SlaRules | None = None) -> None:
         """Spool the record (durable from here on) and schedule a background drain."""
@@ -82,8 +83,11 @@ class RecordWriter:
                 if self._drain():
                     break
 
-    def _drain(self, timeout_seconds: float | None = None) -> bool:
+    def _drain(self, timeout_seconds: float | None = None, final: bool = False) -> bool:
         with self._io:
+            if self._closed:
+                return True
+            self._closed = final
             store = self.store
             if timeout_seconds is not None:
                 store = MonitoringStore(store.path, lock_timeout_seconds=timeout_seconds,
@@ -104,7 +108,12 @@ class RecordWriter:
         self._warnings.append(message)
 
     def _at_exit(self) -> None:
-        if self.pending_ids() and not self.flush():
+        if self.pending_ids():
+            self._drain(final=True)
+        else:
+            with self._io:
+                self._closed = True
+        if self.pending_ids():
             # stderr reaches Dagster's captured step logs even after the event stream has closed
             print(f"planwise-monitoring: WARNING: {len(self._mine)} record(s) left in "
                   f"{self.store.spool.directory}; they will be replayed by the next write", flush=True,

@@ -1,0 +1,66 @@
+"""Test helpers: records to store, and a real second process that holds the database lock."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from planwise_monitoring.records import SUCCESS, PerformanceRecord
+
+_HOLD_LOCK = """
+import sys, duckdb
+conn = duckdb.connect(sys.argv[1])
+print("locked", flush=True)
+sys.stdin.read()  # hold the write lock until the test closes our stdin
+conn.close()
+"""
+
+
+def make_record(**overrides) -> PerformanceRecord:
+    start = overrides.pop("execution_start_time", datetime(2026, 1, 1, 12, 0, 0))
+    seconds = overrides.pop("execution_time_seconds", 10.0)
+    fields = dict(
+        performance_id=str(uuid.uuid4()),
+        simulation_run_id="run-1",
+        simulation_id="sim-1",
+        simulation_year=2025,
+        scenario="baseline",
+        component_name="scd_workforce_state",
+        component_type="SCD",
+        asset_key="scd_workforce_state",
+        partition_key="2025",
+        status=SUCCESS,
+        execution_start_time=start,
+        execution_end_time=start + timedelta(seconds=seconds),
+        execution_time_seconds=seconds,
+        cpu_seconds=1.0,
+        memory_usage_mb=300.0,
+        memory_start_mb=200.0,
+        input_record_count=None,
+        output_record_count=1000,
+        records_per_second=1000 / seconds,
+        sla_threshold_seconds=120.0,
+        warning_threshold_seconds=90.0,
+        sla_status="WITHIN_SLA",
+        performance_category="EXCELLENT",
+    )
+    fields.update(overrides)
+    return PerformanceRecord(**fields)
+
+
+@contextlib.contextmanager
+def lock_held_by_another_process(db_path: Path) -> Iterator[subprocess.Popen]:
+    """A separate process opens the DuckDB file for writing and keeps it open until the block ends."""
+    proc = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(db_path)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        yield proc
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
