@@ -7,62 +7,40 @@
   re-running a year (or an earlier year) simply recomputes the history as of that year.
   valid_to_year is the last year of a version; the current version has valid_to_year
   null and is_current = true. A terminated employee's current version has
-  employment_status = 'terminated'.
+  employment_status = 'terminated' (they have no later snapshots).
 #}
 {%- set year = var('simulation_year') | int %}
 
 with snapshots as (
 
-    select
-        employee_id,
-        simulation_year,
-        level,
-        department,
-        salary,
-        employment_status,
-        md5(concat_ws('|', level, department, salary, employment_status)) as state_hash
+    select employee_id, simulation_year, level, department, salary, employment_status
     from {{ ref('fct_workforce_snapshot') }}
     where simulation_year <= {{ year }}
 
 ),
 
-changes as (
+-- a version starts in an employee's first snapshot and whenever a tracked attribute changes
+version_starts as (
 
-    select
-        *,
-        case
-            when lag(state_hash) over (partition by employee_id order by simulation_year) = state_hash then 0
-            else 1
-        end as is_new_version
+    select *
     from snapshots
-
-),
-
-numbered as (
-
-    select
-        *,
-        sum(is_new_version) over (
-            partition by employee_id order by simulation_year
-            rows between unbounded preceding and current row
-        ) as version_number
-    from changes
+    window w as (partition by employee_id order by simulation_year)
+    qualify lag(simulation_year) over w is null
+         or lag(level) over w is distinct from level
+         or lag(department) over w is distinct from department
+         or lag(salary) over w is distinct from salary
+         or lag(employment_status) over w is distinct from employment_status
 
 ),
 
 versions as (
 
     select
-        employee_id,
-        version_number,
-        min(simulation_year) as valid_from_year,
-        any_value(level) as level,
-        any_value(department) as department,
-        any_value(salary) as salary,
-        any_value(employment_status) as employment_status,
-        any_value(state_hash) as state_hash
-    from numbered
-    group by employee_id, version_number
+        *,
+        row_number() over w as version_number,
+        lead(simulation_year) over w as next_version_year
+    from version_starts
+    window w as (partition by employee_id order by simulation_year)
 
 )
 
@@ -70,12 +48,11 @@ select
     employee_id || '-' || version_number as scd_id,
     employee_id,
     version_number::integer as version_number,
-    valid_from_year,
-    lead(valid_from_year) over (partition by employee_id order by version_number) - 1 as valid_to_year,
-    lead(valid_from_year) over (partition by employee_id order by version_number) is null as is_current,
+    simulation_year as valid_from_year,
+    next_version_year - 1 as valid_to_year,
+    next_version_year is null as is_current,
     level,
     department,
     salary,
-    employment_status,
-    state_hash
+    employment_status
 from versions
