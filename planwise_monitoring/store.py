@@ -120,18 +120,25 @@ _PERFORMANCE_COLUMNS = [
     "records_per_second", "sla_threshold_seconds", "warning_threshold_seconds", "sla_status",
     "performance_category", "error_class", "error_message",
 ]
-_INSERT_PERFORMANCE = f"""
-    INSERT INTO mon_multi_year_performance ({", ".join(_PERFORMANCE_COLUMNS)})
-    VALUES ({", ".join("?" * len(_PERFORMANCE_COLUMNS))})
-    ON CONFLICT DO NOTHING
-"""
+_PHASE_COLUMNS = ["performance_id", "phase_index", "phase_name", "started_at", "duration_seconds"]
+
+
+def _insert_values_sql(table: str, columns: list[str], rows: int) -> str:
+    """One INSERT for all rows: far cheaper in DuckDB than executemany."""
+    one = f"({', '.join('?' * len(columns))})"
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([one] * rows)} ON CONFLICT DO NOTHING"
+
+
 # Year-over-year change and cumulative time are a function of the history as of each row's end:
 #  - year over year: against the latest successful run of the same component and scenario in the
 #    previous year that ended before this row did, preferring a run of the same simulation;
 #  - cumulative: this row plus, for each earlier year of the same simulation, its latest successful
 #    run that ended before this row did (a re-run year counts once).
 # Recomputed for the new rows and for the later-year rows a late (replayed) row can change.
-_DERIVE_HISTORY_COLUMNS = """
+_UPDATE_HISTORY_COLUMNS = """
+    UPDATE mon_multi_year_performance AS row
+    SET year_over_year_change_pct = derived.yoy, cumulative_execution_time_seconds = derived.cumulative
+    FROM (
     WITH new AS (
         SELECT * FROM mon_multi_year_performance WHERE performance_id IN (SELECT unnest(?::UUID[]))
     ),
@@ -167,11 +174,13 @@ _DERIVE_HISTORY_COLUMNS = """
     )
     SELECT t.performance_id,
            CASE WHEN t.status = 'SUCCESS' AND previous.seconds > 0
-                THEN (t.execution_time_seconds - previous.seconds) / previous.seconds * 100 END,
-           t.execution_time_seconds + coalesce(earlier.seconds, 0)
+                THEN (t.execution_time_seconds - previous.seconds) / previous.seconds * 100 END AS yoy,
+           t.execution_time_seconds + coalesce(earlier.seconds, 0) AS cumulative
     FROM target t
     LEFT JOIN previous USING (performance_id)
     LEFT JOIN earlier USING (performance_id)
+    ) AS derived
+    WHERE row.performance_id = derived.performance_id
 """
 
 _LOCK_MESSAGE = re.compile(r"lock|different configuration", re.I)
@@ -293,17 +302,15 @@ def _insert_records(conn: duckdb.DuckDBPyConnection, records: Sequence[Performan
     new = list({r.performance_id: r for r in records if r.performance_id not in stored}.values())
     if not new:
         return 0
-    conn.executemany(_INSERT_PERFORMANCE, [[getattr(r, c) for c in _PERFORMANCE_COLUMNS] for r in new])
+    rows = [[getattr(r, c) for c in _PERFORMANCE_COLUMNS] for r in new]
+    conn.execute(_insert_values_sql("mon_multi_year_performance", _PERFORMANCE_COLUMNS, len(rows)),
+                 [v for row in rows for v in row])
     phases = [[r.performance_id, i, p.name, p.started_at, p.duration_seconds]
               for r in new for i, p in enumerate(r.phases)]
     if phases:
-        conn.executemany("INSERT INTO mon_phase_timings VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", phases)
-    derived = conn.execute(_DERIVE_HISTORY_COLUMNS, [[r.performance_id for r in new]]).fetchall()
-    conn.executemany(
-        "UPDATE mon_multi_year_performance SET year_over_year_change_pct = ?, "
-        "cumulative_execution_time_seconds = ? WHERE performance_id = ?",
-        [[yoy, cumulative, pid] for pid, yoy, cumulative in derived],
-    )
+        conn.execute(_insert_values_sql("mon_phase_timings", _PHASE_COLUMNS, len(phases)),
+                     [v for row in phases for v in row])
+    conn.execute(_UPDATE_HISTORY_COLUMNS, [[r.performance_id for r in new]])
     return len(new)
 
 

@@ -22,6 +22,7 @@ import multiprocessing.util
 import os
 import sys
 import threading
+import time
 from collections.abc import Iterable
 
 from .records import PerformanceRecord
@@ -30,6 +31,7 @@ from .store import MonitoringStore, StoreError
 
 log = logging.getLogger("planwise_monitoring")
 
+_SETTLE_SECONDS = 0.25  # a record reaches DuckDB this long after its step, or at process exit
 _RETRY_DELAYS = (0.5, 2.0, 5.0)  # background retries after a locked database, then wait for new work
 
 
@@ -76,6 +78,9 @@ class RecordWriter:
     def _run(self) -> None:
         while True:
             self._wake.wait()
+            # Let the step that spooled the record finish before competing with it for the GIL;
+            # whatever is spooled meanwhile goes into the same batch.
+            time.sleep(_SETTLE_SECONDS)
             self._wake.clear()
             for delay in (0.0, *_RETRY_DELAYS):
                 if delay and self._wake.wait(delay):
@@ -128,7 +133,7 @@ _exit_hook_pid: int | None = None
 def writer_for(store: MonitoringStore) -> RecordWriter:
     """This process's writer for the store's database and spool."""
     global _exit_hook_pid
-    key = (os.getpid(), str(store.path.resolve()), str(store.spool.directory.resolve()))
+    key = (os.getpid(), os.path.abspath(store.path), os.path.abspath(store.spool.directory))
     with _writers_lock:
         writer = _writers.get(key)
         if writer is None:
