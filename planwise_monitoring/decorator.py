@@ -21,6 +21,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from dagster import (
@@ -31,7 +32,7 @@ from dagster import (
     Output,
 )
 
-from .measure import StepMeter, active_meter
+from .measure import ComponentTiming, Measurement, PhaseTiming, StepMeter, active_meter
 from .partitions import PartitionKeyError, simulation_year_from_key
 from .records import FAILED, SUCCESS, PerformanceRecord
 from .redaction import redact
@@ -193,9 +194,9 @@ class _MonitoredStep:
 
     def succeeded(self, result: Any, attach: bool = True) -> Any:
         try:
-            record = self._record(SUCCESS, _count_outputs(result) if self.spec.track_records else None)
+            step, components = self._finish(SUCCESS, _count_outputs(result) if self.spec.track_records else None)
             if attach:
-                result = _attach_metadata(self.context, result, _metadata(record))
+                result = _attach_metadata(self.context, result, step, components)
         except Exception as exc:
             _warn(self.context, f"could not record this step: {type(exc).__name__}: {exc}")
         return result
@@ -203,7 +204,7 @@ class _MonitoredStep:
     def failed(self, exc: BaseException) -> None:
         try:
             message = redact(str(exc)) or ""
-            self._record(FAILED, None, error=(_error_class(exc), message[:_ERROR_MESSAGE_LIMIT]))
+            self._finish(FAILED, None, error=(_error_class(exc), message[:_ERROR_MESSAGE_LIMIT]))
         except Exception as inner:
             _warn(self.context, f"could not record the failed step: {type(inner).__name__}: {inner}")
 
@@ -219,6 +220,8 @@ class _MonitoredStep:
                 break
             except BaseException as exc:
                 self.failed(exc)
+                if isinstance(exc, Exception):
+                    yield from held  # what the asset yielded before failing counts, as it would unmonitored
                 raise
             if held or isinstance(item, (Output, MaterializeResult)):
                 held.append(item)
@@ -227,35 +230,67 @@ class _MonitoredStep:
         yield from self.succeeded(tuple(held), attach=bool(held))
         return returned
 
-    def _record(self, status: str, output_records: int | None,
-                error: tuple[str, str] | None = None) -> PerformanceRecord:
+    def _finish(self, status: str, output_records: int | None, error: tuple[str, str] | None = None
+                ) -> tuple[PerformanceRecord, list[tuple[ComponentTiming, PerformanceRecord]]]:
+        """Stop the meter and turn the step, and each component it reported, into records."""
         m = self.meter.stop()
         if self.meter.output_records is not None:
             output_records = self.meter.output_records
+        step = self._make_record(
+            m, self.identity["component_name"], self.spec.component_type, status, m.started_at,
+            m.duration_seconds, m.cpu_seconds, self.meter.input_records, output_records, error, m.phases,
+        )
+        # A component shares the step's process tree: it gets the step's peak memory, and a share
+        # of the step's CPU time in proportion to its duration.
+        total = sum(c.duration_seconds for c in self.meter.components) or 1.0
+        components = [
+            (c, self._make_record(
+                m, c.component_name, c.component_type, c.status, c.started_at or m.started_at,
+                c.duration_seconds, m.cpu_seconds * c.duration_seconds / total, None, c.output_records,
+                (c.error_class or "ComponentError", redact(c.error_message or "") or "") if c.status == FAILED else None,
+                (),
+            ))
+            for c in self.meter.components
+        ]
+        writer = writer_for(self.monitoring.get_store())
+        for record in [step, *(r for _, r in components)]:
+            writer.submit(record, self.rules)
+        # Only what needs attention goes to the Dagster log: each log line is an event-log write.
+        for record in [step, *(r for _, r in components)]:
+            if record.sla_status in ("SLA_WARNING", "SLA_BREACH"):
+                _warn(self.context, f"{record.component_name}"
+                      f"{f' year {record.simulation_year}' if record.simulation_year is not None else ''} "
+                      f"{record.sla_status}: {record.execution_time_seconds:.1f}s against "
+                      f"{record.warning_threshold_seconds:g}s warning / {record.sla_threshold_seconds:g}s breach")
+        return step, components
+
+    def _make_record(self, m: Measurement, component_name: str, component_type: str, status: str,
+                     started_at: datetime, duration: float, cpu: float, input_records: int | None,
+                     output_records: int | None, error: tuple[str, str] | None,
+                     phases: tuple[PhaseTiming, ...]) -> PerformanceRecord:
         ident = self.identity
         verdict: SlaVerdict = self.rules.evaluate(
-            ident["component_name"], self.spec.component_type, m.duration_seconds, output_records,
-            succeeded=status == SUCCESS,
+            component_name, component_type, duration, output_records, succeeded=status == SUCCESS
         )
-        rate = output_records / m.duration_seconds if output_records is not None and m.duration_seconds > 0 else None
-        record = PerformanceRecord(
+        rate = output_records / duration if output_records is not None and duration > 0 else None
+        return PerformanceRecord(
             performance_id=str(uuid.uuid4()),
             simulation_run_id=ident["run_id"],
             simulation_id=ident["simulation_id"],
             simulation_year=ident["simulation_year"],
             scenario=ident["scenario"],
-            component_name=ident["component_name"],
-            component_type=self.spec.component_type,
+            component_name=component_name[:100],
+            component_type=component_type[:50],
             asset_key=ident["asset_key"],
             partition_key=ident["partition_key"],
             status=status,
-            execution_start_time=m.started_at,
-            execution_end_time=m.ended_at,
-            execution_time_seconds=m.duration_seconds,
-            cpu_seconds=m.cpu_seconds,
+            execution_start_time=started_at,
+            execution_end_time=started_at + timedelta(seconds=duration),
+            execution_time_seconds=duration,
+            cpu_seconds=cpu,
             memory_usage_mb=m.peak_memory_mb,
             memory_start_mb=m.start_memory_mb,
-            input_record_count=self.meter.input_records,
+            input_record_count=input_records,
             output_record_count=output_records,
             records_per_second=rate,
             sla_threshold_seconds=verdict.sla_threshold_seconds,
@@ -264,17 +299,8 @@ class _MonitoredStep:
             performance_category=verdict.performance_category.value if verdict.performance_category else None,
             error_class=error[0] if error else None,
             error_message=error[1] if error else None,
-            phases=m.phases,
+            phases=phases,
         )
-        writer_for(self.monitoring.get_store()).submit(record, self.rules)
-        year = f" year {record.simulation_year}" if record.simulation_year is not None else ""
-        self.context.log.info(
-            f"planwise-monitoring: {record.component_name}{year} {status} in "
-            f"{record.execution_time_seconds:.3f}s, peak {record.memory_usage_mb:.0f} MB, "
-            f"{record.sla_status or 'no SLA status'} (warn {verdict.warning_threshold_seconds:g}s / "
-            f"breach {verdict.sla_threshold_seconds:g}s)"
-        )
-        return record
 
 
 def _identify(context: AssetExecutionContext, spec: _Spec, monitoring: MonitoringResource,
@@ -379,18 +405,36 @@ def _metadata(r: PerformanceRecord) -> dict[str, MetadataValue]:
     return md
 
 
-def _attach_metadata(context: AssetExecutionContext, result: Any, md: dict[str, MetadataValue]) -> Any:
-    """Merge the metadata into returned Output/MaterializeResult objects, or else add it to the
-    step's outputs. The step's record count becomes ``dagster/row_count`` only when the step has a
-    single output and the asset did not set one."""
+def _attach_metadata(context: AssetExecutionContext, result: Any, step: PerformanceRecord,
+                     components: list[tuple[ComponentTiming, PerformanceRecord]]) -> Any:
+    """Merge metadata into returned Output/MaterializeResult objects, or else add it to the step's
+    outputs. An output that a component names gets that component's figures (plus the step's
+    duration and peak memory); every other output gets the step's. The record count becomes
+    ``dagster/row_count`` only for a single output whose asset did not set one."""
+    step_md = _metadata(step)
+    by_output = {c.output_name: r for c, r in components if c.output_name}
+    by_key = {c.asset_key: r for c, r in components if c.asset_key}
+
+    def metadata_for(output_name: str | None, asset_key: str | None) -> dict[str, MetadataValue]:
+        record = by_output.get(output_name) or by_key.get(asset_key)
+        if record is None:
+            return step_md
+        return {**_metadata(record),
+                f"{METADATA_PREFIX}step_duration_seconds": step_md[f"{METADATA_PREFIX}duration_seconds"],
+                f"{METADATA_PREFIX}step_peak_memory_mb": step_md[f"{METADATA_PREFIX}peak_memory_mb"]}
+
     items = result if isinstance(result, tuple) else (result,)
-    row_count = md.get(f"{METADATA_PREFIX}output_records")
     if any(isinstance(i, (Output, MaterializeResult)) for i in items):
         def merged(item: Any) -> Any:
-            if not isinstance(item, (Output, MaterializeResult)):
+            if isinstance(item, Output):
+                md = metadata_for(item.output_name, None)
+            elif isinstance(item, MaterializeResult):
+                md = metadata_for(None, item.asset_key.to_user_string() if item.asset_key else None)
+            else:
                 return item
             new = {**(item.metadata or {}), **md}
-            if row_count is not None and len(items) == 1:
+            row_count = md.get(f"{METADATA_PREFIX}output_records")
+            if row_count is not None and (len(items) == 1 or md is not step_md):
                 new.setdefault("dagster/row_count", row_count)
             return item.with_metadata(new) if isinstance(item, Output) else item._replace(metadata=new)
 
@@ -398,8 +442,11 @@ def _attach_metadata(context: AssetExecutionContext, result: Any, md: dict[str, 
         return new_items if isinstance(result, tuple) else new_items[0]
     names = sorted(context.op_execution_context.selected_output_names)
     for name in names:
-        extra = {**md, "dagster/row_count": row_count} if row_count is not None and len(names) == 1 else md
-        context.add_output_metadata(extra, output_name=name)
+        md = metadata_for(name, None)
+        row_count = md.get(f"{METADATA_PREFIX}output_records")
+        if row_count is not None and (len(names) == 1 or md is not step_md):
+            md = {**md, "dagster/row_count": row_count}
+        context.add_output_metadata(md, output_name=name)
     return result
 
 

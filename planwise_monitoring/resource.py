@@ -9,7 +9,7 @@ from pathlib import Path
 from dagster import Config, ConfigurableResource
 from pydantic import Field, model_validator
 
-from .measure import current_meter, phase
+from .measure import ComponentTiming, current_meter, phase
 from .sla import (
     DEFAULT_SLA,
     DEFAULT_SLA_DEFINITIONS,
@@ -126,6 +126,14 @@ class MonitoringResource(ConfigurableResource):
         meter = current_meter()
         if meter is not None:
             meter.set_record_counts(input_records, output_records)
+
+    def record_component(self, component: ComponentTiming) -> None:
+        """Record a component timed inside the monitored step (e.g. each model of a dbt build)
+        as a record of its own, sharing the step's run, year and scenario."""
+        meter = current_meter()
+        if meter is None:
+            raise RuntimeError("record_component() is only meaningful inside a @monitor_performance step")
+        meter.add_component(component)
 
     def flush(self, timeout_seconds: float | None = None) -> bool:
         """Write everything spooled by this process now; True when nothing of it is left waiting."""

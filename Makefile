@@ -1,0 +1,35 @@
+# Two entry points for a fresh machine: `make demo` and `make test`. Each creates .venv first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test ui clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+# The demo's runs are kept so that `make ui` shows them.
+demo ui: export DAGSTER_HOME := $(CURDIR)/.dagster_home
+
+demo: $(VENV)/.installed
+	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/python -m planwise_monitoring.demo
+
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest
+
+ui: $(VENV)/.installed
+	mkdir -p $(DAGSTER_HOME)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dagster dev -w workspace.yaml
+
+clean:
+	rm -rf $(VENV) .dagster_home dbt_project/target dbt_project/logs dbt_project/*.duckdb *.duckdb *.duckdb.spool artifacts

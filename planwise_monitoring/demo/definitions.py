@@ -1,0 +1,105 @@
+"""Dagster definitions of the demo: ``dbt_project/`` as partitioned, monitored dbt assets.
+
+Paths come from the environment, with defaults inside the repository:
+``PLANWISE_DBT_PROJECT_DIR`` (``dbt_project/``), ``PLANWISE_SIM_DB`` (the simulation's DuckDB
+file, ``dbt_project/simulation.duckdb``) and ``PLANWISE_MONITORING_DB`` (``monitoring.duckdb``).
+"""
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from dagster import (
+    AssetExecutionContext,
+    Config,
+    Definitions,
+    StaticPartitionsDefinition,
+    define_asset_job,
+)
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
+from pydantic import Field
+
+from planwise_monitoring import MonitoringResource, monitor_performance
+from planwise_monitoring.dbt import monitored_dbt_build
+
+REPO = Path(__file__).resolve().parents[2]
+DBT_PROJECT_DIR = Path(os.environ.get("PLANWISE_DBT_PROJECT_DIR", REPO / "dbt_project")).resolve()
+SIMULATION_DB = Path(os.environ.get("PLANWISE_SIM_DB", DBT_PROJECT_DIR / "simulation.duckdb")).resolve()
+MONITORING_DB = Path(os.environ.get("PLANWISE_MONITORING_DB", REPO / "monitoring.duckdb")).resolve()
+# dbt's profile reads PLANWISE_SIM_DB; make it the same absolute path for the dbt subprocess.
+os.environ["PLANWISE_SIM_DB"] = str(SIMULATION_DB)
+
+SIMULATION_YEARS = [str(year) for year in range(2025, 2030)]
+simulation_years = StaticPartitionsDefinition(SIMULATION_YEARS)
+
+simulation_project = DbtProject(project_dir=DBT_PROJECT_DIR)
+
+
+def _manifest_is_stale(project: DbtProject) -> bool:
+    manifest = project.manifest_path
+    if not manifest.exists():
+        return True
+    sources = [project.project_dir / "dbt_project.yml",
+               *(p for d in ("models", "macros", "tests") for p in (project.project_dir / d).rglob("*"))]
+    return any(p.stat().st_mtime > manifest.stat().st_mtime for p in sources if p.is_file())
+
+
+# The dbt beside this Python (the virtualenv's), even when the virtualenv is not activated.
+DBT_EXECUTABLE = shutil.which("dbt", path=str(Path(sys.executable).parent)) or shutil.which("dbt") or "dbt"
+dbt_resource = DbtCliResource(project_dir=simulation_project, dbt_executable=DBT_EXECUTABLE)
+if _manifest_is_stale(simulation_project):
+    dbt_resource.cli(["parse", "--quiet"], target_path=simulation_project.target_path).wait()
+
+
+class SimulationConfig(Config):
+    """Simulation knobs, passed to dbt as vars. Keep them the same for every year of a run."""
+
+    census_size: int = Field(default=10_000, description="Employees in the starting census.")
+    random_seed: int = Field(default=42, description="Seed of every pseudo-random draw.")
+    target_growth_rate: float = Field(default=0.03, description="Yearly headcount growth.")
+
+
+class SimulationTranslator(DagsterDbtTranslator):
+    """Groups the models and shows each model's component type in the asset's metadata."""
+
+    def get_group_name(self, dbt_resource_props):
+        return "workforce_simulation"
+
+    def get_metadata(self, dbt_resource_props):
+        meta = {**(dbt_resource_props.get("config", {}).get("meta") or {}), **(dbt_resource_props.get("meta") or {})}
+        component_type = meta.get("component_type")
+        return {"planwise/component_type": component_type} if component_type else {}
+
+
+@dbt_assets(
+    manifest=simulation_project.manifest_path,
+    partitions_def=simulation_years,
+    dagster_dbt_translator=SimulationTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)),
+    pool="planwise_simulation",  # one dbt build at a time: they share one DuckDB file
+)
+@monitor_performance("FULL_SIMULATION", component_name="multi_year_simulation")
+def workforce_simulation(context: AssetExecutionContext, dbt: DbtCliResource, monitoring: MonitoringResource,
+                         config: SimulationConfig):
+    """One simulation year: ``dbt build`` of every model for the partition's year."""
+    year = int(context.partition_key)
+    yield from monitored_dbt_build(
+        context, dbt, monitoring, database_path=str(SIMULATION_DB),
+        dbt_vars={"simulation_year": year, "census_size": config.census_size,
+                  "random_seed": config.random_seed, "target_growth_rate": config.target_growth_rate},
+    )
+
+
+simulation_job = define_asset_job("workforce_simulation_job", selection=[workforce_simulation])
+
+monitoring = MonitoringResource(
+    database_path=str(MONITORING_DB),
+    sla_file=str(Path(__file__).with_name("sla.yaml")),
+    scenario="baseline",
+)
+
+defs = Definitions(
+    assets=[workforce_simulation],
+    jobs=[simulation_job],
+    resources={"dbt": dbt_resource, "monitoring": monitoring},
+)
