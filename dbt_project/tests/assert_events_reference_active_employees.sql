@@ -1,3 +1,5 @@
+-- Shown in Dagster as an asset check of fct_yearly_events.
+{{ config(meta={'dagster': {'ref': {'name': 'fct_yearly_events'}}}) }}
 -- Every event of a year must belong to an employee who was part of that year's
 -- workforce: terminations, promotions and merits to someone active on Jan 1 (the
 -- census for the start year, the previous year's active snapshot otherwise), hires to

@@ -1,3 +1,5 @@
+-- Shown in Dagster as an asset check of fct_workforce_snapshot.
+{{ config(meta={'dagster': {'ref': {'name': 'fct_workforce_snapshot'}}}) }}
 -- The simulated year's end-of-year active headcount must equal
 -- round(start-of-year headcount * (1 + target_growth_rate)), within 0.1%
 -- (the hire count is computed to hit it exactly; the tolerance only guards rounding).

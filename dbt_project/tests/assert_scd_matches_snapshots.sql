@@ -1,3 +1,5 @@
+-- Shown in Dagster as an asset check of scd_workforce_state.
+{{ config(meta={'dagster': {'ref': {'name': 'scd_workforce_state'}}}) }}
 -- scd_workforce_state must agree with the snapshots:
 --   * each employee's current version equals their state in their latest snapshot year
 --   * versions are contiguous: each starts the year after the previous one ends

@@ -1,3 +1,5 @@
+-- Shown in Dagster as an asset check of fct_workforce_snapshot.
+{{ config(meta={'dagster': {'ref': {'name': 'fct_workforce_snapshot'}}}) }}
 -- The year's snapshot must be the Jan 1 workforce with the year's events applied:
 --   active at year end = Jan 1 headcount - terminations + hires
 --   terminated rows    = terminations
