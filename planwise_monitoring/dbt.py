@@ -17,6 +17,7 @@ models in proportion to their duration (dbt does not report either per node).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
@@ -25,7 +26,7 @@ from typing import Any
 import duckdb
 from dagster import AssetExecutionContext, Output
 
-from .measure import ComponentTiming
+from .measure import ComponentTiming, current_meter
 from .records import FAILED, SUCCESS
 from .resource import MonitoringResource
 
@@ -105,9 +106,11 @@ def monitored_dbt_build(context: AssetExecutionContext, dbt: Any, monitoring: Mo
     invocation = dbt.cli(cli_args, context=context, raise_on_error=False)
     events = list(invocation.stream())
     totals: dict[str, int] = {}
+    meter = current_meter()
     try:  # monitoring must not mask dbt's own outcome
-        totals = _report_models(invocation, events, monitoring, dbt_vars, database_path, year_column,
-                                default_component_type)
+        with meter.overhead() if meter else contextlib.nullcontext():
+            totals = _report_models(invocation, events, monitoring, dbt_vars, database_path, year_column,
+                                    default_component_type)
     except Exception as exc:
         context.log.warning(f"planwise-monitoring: could not record the dbt models: {type(exc).__name__}: {exc}")
     for event in events:
@@ -129,10 +132,13 @@ def _report_models(invocation: Any, events: list[Any], monitoring: MonitoringRes
     }
     run_results = invocation.get_artifact("run_results.json")
     manifest = invocation.manifest
+    # schema.alias, without the catalog: DuckDB names the catalog after the database file, which
+    # may differ from the one the manifest was parsed against
     built = {
-        r["unique_id"]: manifest["nodes"][r["unique_id"]]["relation_name"]
+        r["unique_id"]: f'"{node["schema"]}"."{node.get("alias") or node["name"]}"'
         for r in run_results.get("results", [])
-        if r["status"] == "success" and manifest["nodes"].get(r["unique_id"], {}).get("resource_type") == "model"
+        if r["status"] == "success"
+        and (node := manifest["nodes"].get(r["unique_id"], {})).get("resource_type") == "model"
     }
     year = (dbt_vars or {}).get("simulation_year")
     totals, of_year = count_rows(database_path, built, int(year) if year is not None else None, year_column)

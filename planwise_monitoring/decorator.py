@@ -14,10 +14,12 @@ its own failures are logged as warnings and the asset's result and exceptions pa
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import logging
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -57,6 +59,19 @@ class _Spec:
     component_name: str | None
     resource_key: str
     track_records: bool
+
+
+@dataclass(frozen=True)
+class _Identity:
+    """Who a step is: what its records share."""
+
+    run_id: str
+    simulation_id: str
+    simulation_year: int | None
+    scenario: str
+    component_name: str
+    asset_key: str | None
+    partition_key: str | None
 
 
 def monitor_performance(
@@ -141,7 +156,7 @@ def _wrap(fn: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Iterator[Any]:
             context, monitoring, args, kwargs = split(args, kwargs)
-            step = _MonitoredStep.begin(context, monitoring, spec, fn, kwargs)
+            step = _MonitoredStep.begin(context, monitoring, spec, kwargs)
             if step is None:
                 return (yield from fn(*args, **kwargs))
             return (yield from step.run_generator(fn(*args, **kwargs)))
@@ -149,7 +164,7 @@ def _wrap(fn: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             context, monitoring, args, kwargs = split(args, kwargs)
-            step = _MonitoredStep.begin(context, monitoring, spec, fn, kwargs)
+            step = _MonitoredStep.begin(context, monitoring, spec, kwargs)
             if step is None:
                 return fn(*args, **kwargs)
             with active_meter(step.meter):
@@ -168,7 +183,7 @@ class _MonitoredStep:
     """One monitored execution: who it is, its meter, and turning the outcome into a record."""
 
     def __init__(self, context: AssetExecutionContext, monitoring: MonitoringResource, spec: _Spec,
-                 identity: dict[str, Any], rules: SlaRules):
+                 identity: _Identity, rules: SlaRules):
         self.context = context
         self.monitoring = monitoring
         self.spec = spec
@@ -178,15 +193,17 @@ class _MonitoredStep:
 
     @classmethod
     def begin(cls, context: AssetExecutionContext, monitoring: MonitoringResource, spec: _Spec,
-              fn: Callable[..., Any], kwargs: Mapping[str, Any]) -> _MonitoredStep | None:
+              kwargs: Mapping[str, Any]) -> _MonitoredStep | None:
         if not monitoring.enabled:
             return None
+        t0 = time.perf_counter()
         try:
-            step = cls(context, monitoring, spec, _identify(context, spec, monitoring, fn), monitoring.get_sla_rules())
+            step = cls(context, monitoring, spec, _identify(context, spec, monitoring), monitoring.get_sla_rules())
             if spec.track_records:
                 step.meter.input_records = _count_inputs(kwargs)
             _relay_warnings(context, monitoring)
             step.meter.start()
+            step.meter.overhead_seconds += time.perf_counter() - t0
             return step
         except Exception as exc:
             _warn(context, f"not monitoring this step: {type(exc).__name__}: {exc}")
@@ -233,12 +250,16 @@ class _MonitoredStep:
     def _finish(self, status: str, output_records: int | None, error: tuple[str, str] | None = None
                 ) -> tuple[PerformanceRecord, list[tuple[ComponentTiming, PerformanceRecord]]]:
         """Stop the meter and turn the step, and each component it reported, into records."""
+        t0 = time.perf_counter()
         m = self.meter.stop()
         if self.meter.output_records is not None:
             output_records = self.meter.output_records
         step = self._make_record(
-            m, self.identity["component_name"], self.spec.component_type, status, m.started_at,
+            m, self.identity.component_name, self.spec.component_type, status, m.started_at,
             m.duration_seconds, m.cpu_seconds, self.meter.input_records, output_records, error, m.phases,
+        )
+        step = dataclasses.replace(
+            step, monitoring_overhead_seconds=self.meter.overhead_seconds + time.perf_counter() - t0
         )
         # A component shares the step's process tree: it gets the step's peak memory, and a share
         # of the step's CPU time in proportion to its duration.
@@ -275,14 +296,14 @@ class _MonitoredStep:
         rate = output_records / duration if output_records is not None and duration > 0 else None
         return PerformanceRecord(
             performance_id=str(uuid.uuid4()),
-            simulation_run_id=ident["run_id"],
-            simulation_id=ident["simulation_id"],
-            simulation_year=ident["simulation_year"],
-            scenario=ident["scenario"],
+            simulation_run_id=ident.run_id,
+            simulation_id=ident.simulation_id,
+            simulation_year=ident.simulation_year,
+            scenario=ident.scenario,
             component_name=component_name[:100],
             component_type=component_type[:50],
-            asset_key=ident["asset_key"],
-            partition_key=ident["partition_key"],
+            asset_key=ident.asset_key,
+            partition_key=ident.partition_key,
             status=status,
             execution_start_time=started_at,
             execution_end_time=started_at + timedelta(seconds=duration),
@@ -303,8 +324,7 @@ class _MonitoredStep:
         )
 
 
-def _identify(context: AssetExecutionContext, spec: _Spec, monitoring: MonitoringResource,
-              fn: Callable[..., Any]) -> dict[str, Any]:
+def _identify(context: AssetExecutionContext, spec: _Spec, monitoring: MonitoringResource) -> _Identity:
     tags = context.run.tags
     run_id = context.run.run_id
     keys = sorted(context.selected_asset_keys, key=lambda k: k.path)
@@ -330,15 +350,15 @@ def _identify(context: AssetExecutionContext, spec: _Spec, monitoring: Monitorin
     if year is None and partition_key is None:
         year = _year_from_config_or_tags(context, tags)
     scenario = tags.get(SCENARIO_TAG) or monitoring.scenario
-    return {
-        "run_id": run_id,
-        "simulation_id": tags.get(SIMULATION_ID_TAG) or tags.get("dagster/backfill") or run_id,
-        "simulation_year": year,
-        "scenario": scenario[:100],
-        "component_name": component_name[:100],
-        "asset_key": ", ".join(k.to_user_string() for k in keys) or None,
-        "partition_key": partition_key,
-    }
+    return _Identity(
+        run_id=run_id,
+        simulation_id=tags.get(SIMULATION_ID_TAG) or tags.get("dagster/backfill") or run_id,
+        simulation_year=year,
+        scenario=scenario[:100],
+        component_name=component_name[:100],
+        asset_key=", ".join(k.to_user_string() for k in keys) or None,
+        partition_key=partition_key,
+    )
 
 
 def _year_from_config_or_tags(context: AssetExecutionContext, tags: Mapping[str, str]) -> int | None:
@@ -398,6 +418,8 @@ def _metadata(r: PerformanceRecord) -> dict[str, MetadataValue]:
         md[f"{p}input_records"] = MetadataValue.int(r.input_record_count)
     if r.output_record_count is not None:
         md[f"{p}output_records"] = MetadataValue.int(r.output_record_count)
+    if r.monitoring_overhead_seconds is not None:
+        md[f"{p}monitoring_overhead_ms"] = MetadataValue.float(round(r.monitoring_overhead_seconds * 1000, 3))
     if r.records_per_second is not None:
         md[f"{p}records_per_second"] = MetadataValue.float(round(r.records_per_second, 3))
     for phase in r.phases:

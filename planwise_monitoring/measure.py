@@ -158,6 +158,7 @@ class StepMeter:
         self.sample_interval_seconds = sample_interval_seconds
         self.phases: list[PhaseTiming] = []
         self.components: list[ComponentTiming] = []
+        self.overhead_seconds = 0.0  # time spent by the monitoring itself inside the step
         self.input_records: int | None = None
         self.output_records: int | None = None
         self.measurement: Measurement | None = None
@@ -181,6 +182,15 @@ class StepMeter:
             self.input_records = int(input_records)
         if output_records is not None:
             self.output_records = int(output_records)
+
+    @contextlib.contextmanager
+    def overhead(self) -> Iterator[None]:
+        """Count the wrapped time as the monitoring's own (self-monitoring)."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.overhead_seconds += time.perf_counter() - t0
 
     def add_component(self, component: ComponentTiming) -> None:
         """Report a component timed inside this step (see :class:`ComponentTiming`)."""

@@ -47,6 +47,7 @@ class PerformanceRecord:
     performance_category: str | None
     error_class: str | None = None
     error_message: str | None = None
+    monitoring_overhead_seconds: float | None = None  # the monitoring's own time in the step
     phases: tuple[PhaseTiming, ...] = ()
 
     def to_json(self) -> str:

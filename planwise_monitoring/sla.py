@@ -237,6 +237,9 @@ def load_sla_file(path: str | Path) -> tuple[list[SlaDefinition], SlaDefinition 
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
+        context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and context_mark:
+            problem += f" ({context} that starts at line {context_mark.line + 1})"
         raise SlaConfigError(f"SLA file {path} is not valid YAML{where}: {problem}") from None
     return parse_sla_config(raw, str(path))
 

@@ -65,6 +65,7 @@ MIGRATIONS: dict[int, list[str]] = {
             cumulative_execution_time_seconds DOUBLE,
             error_class VARCHAR,
             error_message VARCHAR,
+            monitoring_overhead_seconds DOUBLE,
             created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
         )
         """,
@@ -118,7 +119,7 @@ _PERFORMANCE_COLUMNS = [
     "execution_start_time", "execution_end_time", "execution_time_seconds", "cpu_seconds",
     "memory_usage_mb", "memory_start_mb", "input_record_count", "output_record_count",
     "records_per_second", "sla_threshold_seconds", "warning_threshold_seconds", "sla_status",
-    "performance_category", "error_class", "error_message",
+    "performance_category", "error_class", "error_message", "monitoring_overhead_seconds",
 ]
 _PHASE_COLUMNS = ["performance_id", "phase_index", "phase_name", "started_at", "duration_seconds"]
 

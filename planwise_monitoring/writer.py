@@ -67,7 +67,7 @@ class RecordWriter:
 
     def pending_ids(self) -> set[str]:
         spool_dir = self.store.spool.directory
-        self._mine = {i for i in self._mine if (spool_dir / f"{i}.json").exists()}
+        self._mine -= {i for i in list(self._mine) if not (spool_dir / f"{i}.json").exists()}
         return set(self._mine)
 
     def take_warnings(self) -> list[str]:

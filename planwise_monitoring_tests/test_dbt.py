@@ -22,7 +22,8 @@ def demo(tmp_path_factory):
     """The demo's definitions, pointed at databases of this test module."""
     tmp = tmp_path_factory.mktemp("demo")
     saved = {k: os.environ.get(k) for k in ("PLANWISE_SIM_DB", "PLANWISE_MONITORING_DB")}
-    os.environ["PLANWISE_SIM_DB"] = str(tmp / "simulation.duckdb")
+    # a file name unlike the one dbt parsed against: DuckDB names the catalog after the file
+    os.environ["PLANWISE_SIM_DB"] = str(tmp / "sim-under-test.duckdb")
     os.environ["PLANWISE_MONITORING_DB"] = str(tmp / "monitoring.duckdb")
     import planwise_monitoring.demo.definitions as definitions
 

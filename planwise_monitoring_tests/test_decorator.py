@@ -90,7 +90,7 @@ def test_measurements_are_numeric_metadata_on_the_materialization(monitoring: Mo
     [event] = result.asset_materializations_for_node("scd_workforce_state")
     md = event.metadata
     for key in ["duration_seconds", "cpu_seconds", "peak_memory_mb", "memory_growth_mb", "records_per_second",
-                "sla_threshold_seconds", "sla_warning_seconds"]:
+                "sla_threshold_seconds", "sla_warning_seconds", "monitoring_overhead_ms"]:
         assert isinstance(md[f"planwise/{key}"], FloatMetadataValue), key
     for key in ["output_records", "simulation_year"]:
         assert isinstance(md[f"planwise/{key}"], IntMetadataValue), key
@@ -101,6 +101,7 @@ def test_measurements_are_numeric_metadata_on_the_materialization(monitoring: Mo
     assert md["planwise/sla_status"].value == row["sla_status"] == "WITHIN_SLA"
     assert md["planwise/duration_seconds"].value == pytest.approx(row["execution_time_seconds"], abs=1e-5)
     assert md["planwise/performance_id"].value == str(row["performance_id"])
+    assert 0 < row["monitoring_overhead_seconds"] == pytest.approx(md["planwise/monitoring_overhead_ms"].value / 1000)
 
 
 class SimulationYearError(Exception):

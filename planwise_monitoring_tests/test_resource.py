@@ -1,0 +1,69 @@
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from planwise_monitoring import MonitoringResource, SlaDefinitionConfig
+
+
+def test_malformed_sla_yaml_fails_when_the_resource_is_built(tmp_path: Path):
+    bad = tmp_path / "sla.yaml"
+    bad.write_text("definitions:\n  - component_name: scd\n    sla_threshold_seconds: [1\n")
+    with pytest.raises(ValidationError, match=r"sla.yaml is not valid YAML at line 4, column 1: expected ',' or '\]'.*"
+                                             r"\(while parsing a flow sequence that starts at line 3\)"):
+        MonitoringResource(database_path=str(tmp_path / "m.duckdb"), sla_file=str(bad))
+
+
+def test_an_inconsistent_definition_is_named(tmp_path: Path):
+    sla = tmp_path / "sla.yaml"
+    sla.write_text("definitions:\n  - component_name: fct_yearly_events\n"
+                   "    sla_threshold_seconds: 100\n    warning_threshold_seconds: 150\n")
+    with pytest.raises(ValidationError, match=r"definitions\[0\] \(component_name='fct_yearly_events'\): "
+                                              r"warning_threshold_seconds \(150\) must be less than"):
+        MonitoringResource(sla_file=str(sla))
+    with pytest.raises(ValidationError, match=r"sla_definitions\[1\] \(component_type='SCD'\): sla_threshold"):
+        MonitoringResource(sla_definitions=[
+            SlaDefinitionConfig(component_type="EVENT_GENERATION", sla_threshold_seconds=10, warning_threshold_seconds=5),
+            SlaDefinitionConfig(component_type="SCD", sla_threshold_seconds=-1, warning_threshold_seconds=5),
+        ])
+
+
+def test_a_missing_sla_file_is_a_clear_error(tmp_path: Path):
+    with pytest.raises(ValidationError, match=r"cannot read SLA file .*absent.yaml: No such file"):
+        MonitoringResource(sla_file=str(tmp_path / "absent.yaml"))
+
+
+@pytest.mark.parametrize("scenario", ["", " ", "x" * 101])
+def test_a_bad_scenario_is_refused(scenario):
+    with pytest.raises(ValidationError, match="scenario must be 1-100 characters"):
+        MonitoringResource(scenario=scenario)
+
+
+def test_config_overrides_the_file_which_overrides_the_defaults(tmp_path: Path):
+    sla = tmp_path / "sla.yaml"
+    sla.write_text(
+        "default: {sla_threshold_seconds: 50, warning_threshold_seconds: 40}\n"
+        "definitions:\n"
+        "  - {component_name: scd_workforce_state, sla_threshold_seconds: 20, warning_threshold_seconds: 10}\n"
+        "  - {component_name: fct_yearly_events, sla_threshold_seconds: 20, warning_threshold_seconds: 10}\n"
+    )
+    rules = MonitoringResource(
+        sla_file=str(sla),
+        sla_definitions=[SlaDefinitionConfig(component_name="fct_yearly_events",
+                                             sla_threshold_seconds=7, warning_threshold_seconds=3)],
+    ).get_sla_rules()
+    assert rules.resolve("scd_workforce_state", "SCD").sla_threshold_seconds == 20  # file over default
+    assert rules.resolve("fct_yearly_events", "EVENT_GENERATION").sla_threshold_seconds == 7  # config over file
+    assert rules.resolve("int_baseline_workforce", "X").sla_threshold_seconds == 30  # built-in default kept
+    assert rules.resolve("anything", "ELSE").sla_threshold_seconds == 50  # the file's default
+
+
+def test_the_rules_are_reread_when_the_file_changes(tmp_path: Path):
+    sla = tmp_path / "sla.yaml"
+    sla.write_text("definitions:\n  - {component_type: T, sla_threshold_seconds: 20, warning_threshold_seconds: 10}\n")
+    resource = MonitoringResource(sla_file=str(sla))
+    assert resource.get_sla_rules().resolve("c", "T").sla_threshold_seconds == 20
+    sla.write_text("definitions:\n  - {component_type: T, sla_threshold_seconds: 99, warning_threshold_seconds: 10}\n")
+    import os
+    os.utime(sla, ns=(sla.stat().st_atime_ns, sla.stat().st_mtime_ns + 10**9))
+    assert resource.get_sla_rules().resolve("c", "T").sla_threshold_seconds == 99
