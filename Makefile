@@ -17,18 +17,21 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $@
 
-# The demo's runs are kept so that `make ui` shows them.
+# The demo's runs are kept so that `make ui` shows them. Pool limit 1: one dbt build at a time,
+# since all years share one DuckDB file (the assets are in pool "planwise_simulation").
 demo ui: export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-demo: $(VENV)/.installed
-	mkdir -p $(DAGSTER_HOME)
+$(CURDIR)/.dagster_home/dagster.yaml:
+	mkdir -p $(dir $@)
+	printf 'telemetry:\n  enabled: false\nconcurrency:\n  pools:\n    default_limit: 1\n' > $@
+
+demo: $(VENV)/.installed $(CURDIR)/.dagster_home/dagster.yaml
 	$(BIN)/python -m planwise_monitoring.demo
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
 
-ui: $(VENV)/.installed
-	mkdir -p $(DAGSTER_HOME)
+ui: $(VENV)/.installed $(CURDIR)/.dagster_home/dagster.yaml
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dagster dev -w workspace.yaml
 
 clean:
