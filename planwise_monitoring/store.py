@@ -21,8 +21,10 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -31,7 +33,7 @@ from .records import PerformanceRecord
 from .sla import ANY, SlaRules
 from .spool import Spool
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Each migration moves the schema from version N-1 to N; never edit one that has shipped.
 MIGRATIONS: dict[int, list[str]] = {
@@ -108,6 +110,33 @@ MIGRATIONS: dict[int, list[str]] = {
             record_count_threshold BIGINT DEFAULT 0,
             is_active BOOLEAN DEFAULT true,
             created_at TIMESTAMP DEFAULT current_timestamp
+        )
+        """,
+    ],
+    2: [
+        "ALTER TABLE mon_multi_year_regression ADD COLUMN robust_z DOUBLE",
+        "ALTER TABLE mon_multi_year_regression ADD COLUMN baseline_samples INTEGER",
+        """
+        CREATE TABLE mon_alerts (
+            alert_id UUID NOT NULL,
+            channel VARCHAR NOT NULL,
+            fingerprint VARCHAR NOT NULL,
+            alert_type VARCHAR(30) NOT NULL,
+            severity VARCHAR(10) NOT NULL,
+            component_name VARCHAR(100),
+            simulation_year INTEGER,
+            scenario VARCHAR,
+            simulation_run_id VARCHAR,
+            performance_id UUID,
+            title VARCHAR NOT NULL,
+            message VARCHAR NOT NULL,
+            status VARCHAR(12) NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error VARCHAR,
+            created_at TIMESTAMP NOT NULL,
+            sent_at TIMESTAMP,
+            acknowledged_at TIMESTAMP,
+            PRIMARY KEY (alert_id, channel)
         )
         """,
     ],
@@ -287,6 +316,21 @@ class MonitoringStore:
         with self.connect(read_only=True) as conn:
             return conn.execute(f"SELECT * FROM {table}").df()
 
+    @contextlib.contextmanager
+    def session(self, read_only: bool = False) -> Iterator[StoreSession]:
+        """Several reads and writes on one short connection (e.g. one sensor tick)."""
+        with self.connect(read_only=read_only) as conn:
+            yield StoreSession(conn)
+
+    def alerts(self, status: str | None = None, limit: int = 100) -> pd.DataFrame:
+        with self.session(read_only=True) as s:
+            return s.alerts(status, limit)
+
+    def acknowledge_alert(self, alert_id: str) -> int:
+        """Mark every delivery of the alert acknowledged; returns how many were."""
+        with self.session() as s:
+            return s.acknowledge_alert(alert_id)
+
     def schema_version(self) -> int:
         with self.connect(read_only=True) as conn:
             return _current_version(conn)
@@ -394,3 +438,100 @@ def _sync_sla_definitions(conn: duckdb.DuckDBPyConnection, path: Path, rules: Sl
                  d.record_count_threshold],
             )
     return True
+
+
+_ALERT_COLUMNS = [
+    "alert_id", "channel", "fingerprint", "alert_type", "severity", "component_name", "simulation_year",
+    "scenario", "simulation_run_id", "performance_id", "title", "message", "status", "attempts",
+    "last_error", "created_at", "sent_at", "acknowledged_at",
+]
+_REGRESSION_COLUMNS = [
+    "component_name", "component_type", "simulation_year", "scenario", "performance_id", "baseline_run_id",
+    "current_run_id", "baseline_execution_time", "current_execution_time", "performance_degradation_pct",
+    "regression_severity", "regression_threshold_pct", "robust_z", "baseline_samples",
+]
+
+
+class StoreSession:
+    """The queries of the sensors, checks and alerting, on one open connection."""
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection):
+        self.conn = conn
+
+    def performance(self, performance_ids: Sequence[str]) -> list[dict]:
+        if not performance_ids:
+            return []
+        cur = self.conn.execute(
+            "SELECT * FROM mon_multi_year_performance WHERE performance_id IN (SELECT unnest(?::UUID[]))",
+            [list(performance_ids)],
+        )
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row)) for row in cur.fetchall()]
+
+    def baseline(self, component_name: str, scenario: str, simulation_year: int | None, before: datetime,
+                 limit: int = 20) -> list[tuple[str, float]]:
+        """(run id, seconds) of the latest successful earlier runs of the same component, year
+        and scenario, oldest first: the history a regression is judged against."""
+        rows = self.conn.execute(
+            """
+            SELECT simulation_run_id, execution_time_seconds FROM mon_multi_year_performance
+            WHERE component_name = ? AND scenario = ? AND simulation_year IS NOT DISTINCT FROM ?
+              AND status = 'SUCCESS' AND execution_end_time < ?
+            ORDER BY execution_end_time DESC LIMIT ?
+            """,
+            [component_name, scenario, simulation_year, before, limit],
+        ).fetchall()
+        return [(run_id, seconds) for run_id, seconds in reversed(rows)]
+
+    def insert_regressions(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        for row in rows:
+            self.conn.execute(
+                f"INSERT INTO mon_multi_year_regression ({', '.join(_REGRESSION_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(_REGRESSION_COLUMNS))})",
+                [row.get(c) for c in _REGRESSION_COLUMNS],
+            )
+
+    def insert_alerts(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        if rows:
+            self.conn.execute(_insert_values_sql("mon_alerts", _ALERT_COLUMNS, len(rows)),
+                              [row.get(c) for row in rows for c in _ALERT_COLUMNS])
+
+    def update_alert(self, alert_id: str, channel: str, status: str, attempts: int,
+                     last_error: str | None, sent_at: datetime | None) -> None:
+        self.conn.execute(
+            "UPDATE mon_alerts SET status = ?, attempts = ?, last_error = ?, sent_at = ? "
+            "WHERE alert_id = ? AND channel = ?",
+            [status, attempts, last_error, sent_at, alert_id, channel],
+        )
+
+    def last_alerts(self, fingerprints: Sequence[str]) -> dict[str, datetime]:
+        """When each fingerprint last produced an alert that was not suppressed (the notification log)."""
+        if not fingerprints:
+            return {}
+        return dict(self.conn.execute(
+            "SELECT fingerprint, max(created_at) FROM mon_alerts "
+            "WHERE fingerprint IN (SELECT unnest(?::VARCHAR[])) AND status <> 'suppressed' GROUP BY fingerprint",
+            [list(fingerprints)],
+        ).fetchall())
+
+    def pending_deliveries(self, limit: int = 100) -> list[dict]:
+        """Deliveries still to make (new, or failed before and due for a retry), oldest first."""
+        cur = self.conn.execute(
+            "SELECT * FROM mon_alerts WHERE status = 'pending' ORDER BY created_at LIMIT ?", [limit]
+        )
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row)) for row in cur.fetchall()]
+
+    def alerts(self, status: str | None = None, limit: int = 100) -> pd.DataFrame:
+        where = "WHERE status = ?" if status else ""
+        return self.conn.execute(
+            f"SELECT * FROM mon_alerts {where} ORDER BY created_at DESC, channel LIMIT ?",
+            [status, limit] if status else [limit],
+        ).df()
+
+    def acknowledge_alert(self, alert_id: str) -> int:
+        return self.conn.execute(
+            "UPDATE mon_alerts SET acknowledged_at = now(), status = 'acknowledged' "
+            "WHERE CAST(alert_id AS VARCHAR) LIKE ? || '%' AND acknowledged_at IS NULL",
+            [alert_id],
+        ).fetchone()[0]

@@ -42,7 +42,28 @@ def test_schema_has_the_seed_tables_and_columns_and_a_version(db_path: Path):
         for table, columns in SEED_COLUMNS.items():
             have = {r[0] for r in conn.execute(f"DESCRIBE {table}").fetchall()}
             assert set(columns) <= have, (table, set(columns) - have)
-        assert conn.execute("SELECT max(version), count(*) FROM mon_schema_version").fetchone() == (SCHEMA_VERSION, 1)
+        assert conn.execute("SELECT max(version), count(*) FROM mon_schema_version").fetchone() == (
+            SCHEMA_VERSION, SCHEMA_VERSION)
+
+
+def test_an_older_database_is_migrated_and_keeps_its_rows(db_path: Path):
+    from planwise_monitoring.store import MIGRATIONS
+
+    record = make_record()
+    with duckdb.connect(str(db_path)) as conn:  # a database as version 1 left it
+        conn.execute("CREATE TABLE mon_schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)")
+        for statement in MIGRATIONS[1]:
+            conn.execute(statement)
+        conn.execute("INSERT INTO mon_schema_version (version) VALUES (1)")
+        conn.execute("INSERT INTO mon_multi_year_performance (performance_id, simulation_run_id, simulation_id, scenario, "
+                     "component_name, component_type, status, execution_start_time, execution_end_time, "
+                     "execution_time_seconds) VALUES (?, 'r', 's', 'baseline', 'c', 'T', 'SUCCESS', now(), now(), 1.5)",
+                     [record.performance_id])
+    store = MonitoringStore(db_path)
+    store.write([])
+    assert store.schema_version() == SCHEMA_VERSION
+    assert store.read_performance()["execution_time_seconds"].tolist() == [1.5]
+    assert len(store.read_table("mon_alerts")) == 0
 
 
 def test_a_newer_schema_is_refused_with_a_clear_error(db_path: Path):
