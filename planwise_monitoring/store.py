@@ -16,6 +16,7 @@ the next successful write replays it. Record ids make replay idempotent.
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import re
 import threading
@@ -139,6 +140,17 @@ MIGRATIONS: dict[int, list[str]] = {
             PRIMARY KEY (alert_id, channel)
         )
         """,
+        """
+        CREATE TABLE mon_run_failures (
+            dagster_run_id VARCHAR PRIMARY KEY,
+            job_name VARCHAR NOT NULL,
+            failed_at TIMESTAMP NOT NULL,
+            partition_key VARCHAR,
+            failed_steps VARCHAR,
+            error_class VARCHAR,
+            error_message VARCHAR
+        )
+        """,
     ],
 }
 
@@ -242,18 +254,22 @@ class MonitoringStore:
     # -- connections ----------------------------------------------------------------------------
     @contextlib.contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A short connection, opened with bounded waiting on the lock and always closed."""
+        """A short connection, opened with bounded waiting on the lock and always closed.
+
+        Within a process, writers take turns: threads share one DuckDB instance, where two
+        transactions replaying the same spooled record would conflict at commit."""
         if read_only and not self.path.exists():
             raise StoreError(f"monitoring database {self.path} does not exist yet (nothing was recorded)")
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = self._open(read_only)
-        try:
-            if not read_only:
-                _ensure_schema(conn, self.path)
-            yield conn
-        finally:
-            conn.close()
+        with contextlib.nullcontext() if read_only else _process_write_lock(self.path):
+            conn = self._open(read_only)
+            try:
+                if not read_only:
+                    _ensure_schema(conn, self.path)
+                yield conn
+            finally:
+                conn.close()
 
     def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
         deadline = time.monotonic() + self.lock_timeout_seconds
@@ -296,7 +312,8 @@ class MonitoringStore:
             inserted = _insert_records(conn, [*spooled, *records])
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            with contextlib.suppress(duckdb.Error):  # a failed COMMIT has rolled back already
+                conn.execute("ROLLBACK")
             raise
         if synced:
             _synced[str(self.path.resolve())] = sla_rules
@@ -361,6 +378,14 @@ def _insert_records(conn: duckdb.DuckDBPyConnection, records: Sequence[Performan
 
 # -- schema -------------------------------------------------------------------------------------
 _migrated: set[str] = set()  # databases this process has already brought up to date
+_write_locks: dict[str, threading.Lock] = {}
+
+
+def _process_write_lock(path: Path) -> threading.Lock:
+    with _schema_lock:
+        return _write_locks.setdefault(os.path.abspath(path), threading.Lock())
+
+
 _synced: dict[str, SlaRules] = {}
 _schema_lock = threading.Lock()
 
@@ -513,6 +538,12 @@ class StoreSession:
             "WHERE fingerprint IN (SELECT unnest(?::VARCHAR[])) AND status <> 'suppressed' GROUP BY fingerprint",
             [list(fingerprints)],
         ).fetchall())
+
+    def insert_run_failure(self, row: Mapping[str, Any]) -> int:
+        columns = ["dagster_run_id", "job_name", "failed_at", "partition_key", "failed_steps", "error_class",
+                   "error_message"]
+        return self.conn.execute(_insert_values_sql("mon_run_failures", columns, 1),
+                                 [row.get(c) for c in columns]).fetchone()[0]
 
     def pending_deliveries(self, limit: int = 100) -> list[dict]:
         """Deliveries still to make (new, or failed before and due for a retry), oldest first."""
