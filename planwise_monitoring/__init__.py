@@ -11,10 +11,13 @@
                        resources={"monitoring": MonitoringResource(database_path="monitoring.duckdb")})
 """
 
+from .alert_policy import Alert, AlertConfig, AlertType, Severity, load_alert_config
+from .checks import build_monitoring_checks
 from .decorator import monitor_performance
 from .measure import Measurement, PhaseTiming, StepMeter, phase
 from .partitions import PartitionKeyError, simulation_year_from_key
 from .records import PerformanceRecord
+from .regression import RegressionSeverity, RegressionVerdict, detect_regression
 from .resource import MonitoringResource, SlaDefinitionConfig
 from .sla import (
     DEFAULT_SLA,
@@ -26,9 +29,13 @@ from .sla import (
     SlaStatus,
     load_sla_file,
 )
+from .sensors import build_performance_sensor, build_run_failure_sensor
 from .store import MonitoringStore, StoreError, StoreLockedError
 
 __all__ = [
+    "Alert",
+    "AlertConfig",
+    "AlertType",
     "DEFAULT_SLA",
     "DEFAULT_SLA_DEFINITIONS",
     "Measurement",
@@ -38,6 +45,9 @@ __all__ = [
     "PerformanceCategory",
     "PerformanceRecord",
     "PhaseTiming",
+    "RegressionSeverity",
+    "RegressionVerdict",
+    "Severity",
     "SlaConfigError",
     "SlaDefinition",
     "SlaDefinitionConfig",
@@ -46,6 +56,11 @@ __all__ = [
     "StepMeter",
     "StoreError",
     "StoreLockedError",
+    "build_monitoring_checks",
+    "build_performance_sensor",
+    "build_run_failure_sensor",
+    "detect_regression",
+    "load_alert_config",
     "load_sla_file",
     "monitor_performance",
     "phase",

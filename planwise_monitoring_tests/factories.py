@@ -64,3 +64,36 @@ def lock_held_by_another_process(db_path: Path) -> Iterator[subprocess.Popen]:
     finally:
         proc.stdin.close()
         proc.wait(timeout=30)
+
+
+class LocalHttpServer:
+    """A real HTTP server on 127.0.0.1 that records the JSON bodies POSTed to it (webhooks)."""
+
+    def __init__(self, port: int = 0):
+        import http.server
+        import json
+        import threading
+
+        received = self.received = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                received.append(json.loads(body or b"null"))
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+
+        http.server.ThreadingHTTPServer.allow_reuse_address = True
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.port = self._server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

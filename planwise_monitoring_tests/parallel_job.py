@@ -17,7 +17,7 @@ def _make(name: str):
     @asset(name=name, partitions_def=years)
     @monitor_performance("EVENT_GENERATION")
     def _asset(context: AssetExecutionContext) -> int:
-        time.sleep(1.0)  # long enough that the four steps overlap
+        time.sleep(2.0)  # long enough that steps started by the executor overlap
         return os.getpid()
 
     return _asset

@@ -20,7 +20,13 @@ from dagster import (
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 from pydantic import Field
 
-from planwise_monitoring import MonitoringResource, monitor_performance
+from planwise_monitoring import (
+    MonitoringResource,
+    build_monitoring_checks,
+    build_performance_sensor,
+    build_run_failure_sensor,
+    monitor_performance,
+)
 from planwise_monitoring.dbt import monitored_dbt_build
 
 REPO = Path(__file__).resolve().parents[2]
@@ -98,8 +104,13 @@ monitoring = MonitoringResource(
     scenario="baseline",
 )
 
+ALERTS = Path(__file__).with_name("alerts.yaml")
+
 defs = Definitions(
     assets=[workforce_simulation],
+    asset_checks=[build_monitoring_checks([workforce_simulation])],
+    sensors=[build_performance_sensor([workforce_simulation], alert_config=ALERTS),
+             build_run_failure_sensor(alert_config=ALERTS)],
     jobs=[simulation_job],
     resources={"dbt": dbt_resource, "monitoring": monitoring},
 )
