@@ -23,7 +23,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -348,6 +348,23 @@ class MonitoringStore:
         with self.session() as s:
             return s.acknowledge_alert(alert_id)
 
+    def prune(self, older_than: timedelta, now: datetime | None = None) -> dict[str, int]:
+        """Delete history older than ``older_than`` (by each table's own timestamp); keep the rest.
+        Returns the rows removed per table. SLA definitions and the schema version are kept."""
+        cutoff = (now or datetime.now(timezone.utc).replace(tzinfo=None)) - older_than
+        removed = {}
+        with self.session() as s:
+            s.conn.execute("BEGIN")
+            for table, column in _PRUNABLE.items():
+                if table == "mon_phase_timings":
+                    sql = ("DELETE FROM mon_phase_timings WHERE performance_id IN (SELECT performance_id FROM "
+                           "mon_multi_year_performance WHERE execution_end_time < ?)")
+                else:
+                    sql = f"DELETE FROM {table} WHERE {column} < ?"
+                removed[table] = s.conn.execute(sql, [cutoff]).fetchone()[0]
+            s.conn.execute("COMMIT")
+        return removed
+
     def schema_version(self) -> int:
         with self.connect(read_only=True) as conn:
             return _current_version(conn)
@@ -464,6 +481,15 @@ def _sync_sla_definitions(conn: duckdb.DuckDBPyConnection, path: Path, rules: Sl
             )
     return True
 
+
+# table -> the timestamp that dates a row; phases go with their record (so before it)
+_PRUNABLE = {
+    "mon_phase_timings": None,
+    "mon_multi_year_performance": "execution_end_time",
+    "mon_multi_year_regression": "detection_timestamp",
+    "mon_alerts": "created_at",
+    "mon_run_failures": "failed_at",
+}
 
 _ALERT_COLUMNS = [
     "alert_id", "channel", "fingerprint", "alert_type", "severity", "component_name", "simulation_year",

@@ -193,3 +193,24 @@ def test_many_processes_writing_at_once_lose_and_duplicate_nothing(db_path: Path
     assert df["performance_id"].nunique() == 160
     assert df.groupby("simulation_run_id").size().tolist() == [40] * 4
     assert store.spool.count() == 0
+
+
+def test_prune_removes_only_what_is_older_than_the_window(db_path: Path):
+    from datetime import timedelta
+
+    from planwise_monitoring.measure import PhaseTiming
+
+    store = MonitoringStore(db_path)
+    now = datetime(2026, 6, 1)
+    old = make_record(execution_start_time=now - timedelta(days=120),
+                      phases=(PhaseTiming("load", now - timedelta(days=120), 1.0),))
+    recent = make_record(execution_start_time=now - timedelta(days=30),
+                         phases=(PhaseTiming("load", now - timedelta(days=30), 1.0),))
+    for r in (old, recent):
+        store.spool.put(r.performance_id, r.to_json())
+    store.replay_spool()
+    removed = store.prune(timedelta(days=90), now=now)
+    assert removed["mon_multi_year_performance"] == 1 and removed["mon_phase_timings"] == 1
+    assert store.read_performance()["performance_id"].astype(str).tolist() == [recent.performance_id]
+    assert len(store.read_table("mon_phase_timings")) == 1
+    assert store.prune(timedelta(days=90), now=now)["mon_multi_year_performance"] == 0
