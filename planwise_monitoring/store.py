@@ -225,7 +225,8 @@ _UPDATE_HISTORY_COLUMNS = """
     WHERE row.performance_id = derived.performance_id
 """
 
-_LOCK_MESSAGE = re.compile(r"lock|different configuration", re.I)
+# Another process holds the file, or (same process) another thread has it open another way.
+_LOCK_MESSAGE = re.compile(r"lock|different configuration|already attached|file handle conflict", re.I)
 _LOCK_HOLDER = re.compile(r"held in (.+?) \(PID (\d+)\)")
 
 
@@ -277,7 +278,7 @@ class MonitoringStore:
         while True:
             try:
                 return duckdb.connect(str(self.path), read_only=read_only)
-            except (duckdb.IOException, duckdb.ConnectionException) as exc:
+            except duckdb.Error as exc:
                 if not _LOCK_MESSAGE.search(str(exc)):
                     raise StoreError(f"cannot open monitoring database {self.path}: {exc}") from None
                 remaining = deadline - time.monotonic()
@@ -570,6 +571,92 @@ class StoreSession:
                    "error_message"]
         return self.conn.execute(_insert_values_sql("mon_run_failures", columns, 1),
                                  [row.get(c) for c in columns]).fetchone()[0]
+
+    # -- reports (the monitoring assets) ---------------------------------------------------------
+    def build_performance_trends(self, since: datetime) -> pd.DataFrame:
+        """Per component, year, scenario and day: runs, avg/min/max/p95 duration, SLA breaches."""
+        self.conn.execute("""
+            CREATE OR REPLACE TABLE mon_performance_trends AS
+            SELECT component_name, component_type, simulation_year, scenario,
+                   CAST(date_trunc('day', execution_end_time) AS DATE) AS performance_date,
+                   count(*) AS run_count,
+                   avg(execution_time_seconds) AS avg_execution_time,
+                   min(execution_time_seconds) AS min_execution_time,
+                   max(execution_time_seconds) AS max_execution_time,
+                   quantile_cont(execution_time_seconds, 0.95) AS p95_execution_time,
+                   count(*) FILTER (WHERE sla_status = 'SLA_BREACH') AS sla_breaches
+            FROM mon_multi_year_performance
+            WHERE status = 'SUCCESS' AND execution_end_time >= ?
+            GROUP BY ALL
+        """, [since])
+        return self.conn.execute(
+            "SELECT * FROM mon_performance_trends ORDER BY p95_execution_time DESC, component_name").df()
+
+    def build_sla_compliance(self, since: datetime) -> pd.DataFrame:
+        """Per component: judged runs, within / warning / breach, and compliance % (within / runs)."""
+        self.conn.execute("""
+            CREATE OR REPLACE TABLE mon_sla_compliance AS
+            SELECT component_name, component_type,
+                   count(*) AS total_runs,
+                   count(*) FILTER (WHERE sla_status = 'WITHIN_SLA') AS within_sla,
+                   count(*) FILTER (WHERE sla_status = 'SLA_WARNING') AS sla_warnings,
+                   count(*) FILTER (WHERE sla_status = 'SLA_BREACH') AS sla_breaches,
+                   round(100.0 * count(*) FILTER (WHERE sla_status = 'WITHIN_SLA') / count(*), 2) AS sla_compliance_pct
+            FROM mon_multi_year_performance
+            WHERE sla_status IS NOT NULL AND execution_end_time >= ?
+            GROUP BY ALL
+        """, [since])
+        return self.conn.execute(
+            "SELECT * FROM mon_sla_compliance ORDER BY sla_compliance_pct, component_name").df()
+
+    def build_regression_report(self, since: datetime) -> pd.DataFrame:
+        """Regressions detected since ``since``, worst severity and largest degradation first."""
+        self.conn.execute("""
+            CREATE OR REPLACE TABLE mon_regression_report AS
+            SELECT component_name, component_type, simulation_year, scenario, regression_severity,
+                   performance_degradation_pct, baseline_execution_time, current_execution_time,
+                   current_run_id, baseline_run_id, detection_timestamp, investigation_status
+            FROM mon_multi_year_regression
+            WHERE detection_timestamp >= ?
+        """, [since])
+        return self.conn.execute("""
+            SELECT * FROM mon_regression_report
+            ORDER BY CASE regression_severity WHEN 'CRITICAL' THEN 0 WHEN 'MAJOR' THEN 1 ELSE 2 END,
+                     performance_degradation_pct DESC
+        """).df()
+
+    def build_memory_growth(self) -> pd.DataFrame:
+        """A view: each simulation's peak memory per component and year, and its growth since the
+        simulation's first year."""
+        self.conn.execute("""
+            CREATE OR REPLACE VIEW mon_memory_growth AS
+            WITH per_year AS (
+                SELECT simulation_id, scenario, component_name, simulation_year,
+                       max(memory_usage_mb) AS peak_memory_mb
+                FROM mon_multi_year_performance
+                WHERE status = 'SUCCESS' AND simulation_year IS NOT NULL AND memory_usage_mb IS NOT NULL
+                GROUP BY ALL
+            )
+            SELECT *,
+                   peak_memory_mb - first_value(peak_memory_mb) OVER w AS growth_since_first_year_mb,
+                   round(100.0 * (peak_memory_mb / first_value(peak_memory_mb) OVER w - 1), 2)
+                       AS growth_since_first_year_pct
+            FROM per_year
+            WINDOW w AS (PARTITION BY simulation_id, component_name ORDER BY simulation_year)
+        """)
+        return self.conn.execute(
+            "SELECT * FROM mon_memory_growth ORDER BY growth_since_first_year_mb DESC NULLS LAST").df()
+
+    def run_rows(self, run_id: str) -> pd.DataFrame:
+        """The records of one Dagster run, for its summary."""
+        return self.conn.execute(
+            "SELECT * FROM mon_multi_year_performance WHERE simulation_run_id = ? "
+            "ORDER BY simulation_year, execution_start_time", [run_id]).df()
+
+    def run_regressions(self, run_id: str) -> pd.DataFrame:
+        return self.conn.execute(
+            "SELECT * FROM mon_multi_year_regression WHERE current_run_id = ? ORDER BY detection_timestamp",
+            [run_id]).df()
 
     def pending_deliveries(self, limit: int = 100) -> list[dict]:
         """Deliveries still to make (new, or failed before and due for a retry), oldest first."""

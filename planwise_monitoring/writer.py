@@ -94,6 +94,8 @@ class RecordWriter:
                 return True
             self._closed = final
             store = self.store
+            if not store.spool.count():
+                return True  # nothing to write: don't open (and lock) the database for nothing
             if timeout_seconds is not None:
                 store = MonitoringStore(store.path, lock_timeout_seconds=timeout_seconds,
                                         spool_dir=store.spool.directory)
