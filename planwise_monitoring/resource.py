@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from dagster import Config, ConfigurableResource
 from pydantic import Field, model_validator
@@ -155,3 +158,13 @@ def _rules(use_defaults: bool, sla_file: str | None, file_stamp: int | None,
             default = file_default or default
         _rules_cache[key] = SlaRules(merge_definitions(definitions, overrides), default)
     return _rules_cache[key]
+
+
+def with_resource_parameter(fn: Callable[..., Any], context_type: type, resource_key: str) -> Callable[..., Any]:
+    """Give ``fn(context, **resources)`` the signature ``(context, *, <resource_key>: MonitoringResource)``,
+    so Dagster passes the monitoring resource under the configured key (as the decorator does)."""
+    fn.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
+        inspect.Parameter("context", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=context_type),
+        inspect.Parameter(resource_key, inspect.Parameter.KEYWORD_ONLY, annotation=MonitoringResource),
+    ])
+    return fn

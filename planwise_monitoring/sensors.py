@@ -19,7 +19,6 @@ and hands alerts to the dispatcher, whose network I/O happens outside any databa
 
 from __future__ import annotations
 
-import inspect
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -47,8 +46,9 @@ from .checks import PERFORMANCE_ID_KEY, REGRESSION_CHECK, SLA_CHECK, monitored_k
 from .evaluate import evaluate_record
 from .measure import utcnow
 from .redaction import redact
-from .resource import MonitoringResource
+from .resource import MonitoringResource, with_resource_parameter
 from .store import StoreError
+from .summaries import write_run_summary
 
 _ERROR_MESSAGE_LIMIT = 4000
 
@@ -146,9 +146,11 @@ def _user_error(error):
 
 def build_run_failure_sensor(*, name: str = "planwise_run_failure_sensor", resource_key: str = "monitoring",
                              alert_config: AlertConfig | str | Path | None = None,
+                             artifacts_dir: str | Path | None = "artifacts",
                              default_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING):
     """A run-failure sensor that catalogs each failed run in ``mon_run_failures`` (error class and
-    message of the first failed step, or of the run) and sends a RUN_FAILURE alert."""
+    message of the first failed step, or of the run), writes its summary under ``artifacts_dir``
+    (see :mod:`planwise_monitoring.summaries`; None: no summary) and sends a RUN_FAILURE alert."""
     config = _alert_config(alert_config)
 
     def _on_failure(context: RunFailureSensorContext, **resources: MonitoringResource) -> None:
@@ -163,6 +165,8 @@ def build_run_failure_sensor(*, name: str = "planwise_run_failure_sensor", resou
         message = redact(error.message.strip() if error else context.failure_event.message or "") or ""
         partition = run.tags.get("dagster/partition")
         store = monitoring.get_store()
+        if artifacts_dir is not None:
+            write_run_summary(context.instance, run, store, artifacts_dir)
         with store.session() as session:
             session.insert_run_failure({
                 "dagster_run_id": run.run_id, "job_name": run.job_name, "failed_at": utcnow(),
@@ -178,10 +182,7 @@ def build_run_failure_sensor(*, name: str = "planwise_run_failure_sensor", resou
             details=(("failed_steps", ", ".join(failed_steps)), ("error_class", error_class or "")),
         )])
 
-    # the resource parameter carries the configured key, as the decorator's does
-    _on_failure.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
-        inspect.Parameter("context", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=RunFailureSensorContext),
-        inspect.Parameter(resource_key, inspect.Parameter.KEYWORD_ONLY, annotation=MonitoringResource),
-    ])
-    return run_failure_sensor(name=name, default_status=default_status,
-                              description="Catalogs failed runs (error class) and alerts on them.")(_on_failure)
+    return run_failure_sensor(
+        name=name, default_status=default_status,
+        description="Catalogs failed runs (error class), writes their summaries and alerts on them.",
+    )(with_resource_parameter(_on_failure, RunFailureSensorContext, resource_key))

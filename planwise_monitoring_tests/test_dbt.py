@@ -179,3 +179,13 @@ def test_model_timings_from_run_results(status, meta, expected):
     assert (t.component_name, t.duration_seconds, t.output_name) == ("m", 1.5, "out_m")
     assert t.started_at.isoformat() == "2026-01-01T00:00:00.500000"
     assert (t.error_message == "boom") == (status == "error")
+
+
+def test_monitoring_assets_after_the_demo_runs(demo, instance, two_years):
+    """After the demo's runs above (two years, a re-run, a failed year), the monitoring assets
+    agree with a hand computation on the same rows."""
+    from .test_reports import check_reports_against_hand_computation
+
+    job = demo.defs.resolve_job_def("planwise_monitoring_daily_job")
+    assert job.execute_in_process(instance=instance).success
+    check_reports_against_hand_computation(demo.monitoring.get_store())

@@ -1,3 +1,4 @@
+import json
 import time
 from pathlib import Path
 
@@ -172,7 +173,7 @@ def test_failed_runs_are_cataloged_with_their_error_class(setup, tmp_path):
 
     result = materialize([broken], instance=instance, raise_on_error=False)
     assert not result.success
-    sensor = build_run_failure_sensor()
+    sensor = build_run_failure_sensor(artifacts_dir=tmp_path / "artifacts")
     run_failure = result.get_run_failure_event()
     context = build_run_status_sensor_context(
         sensor_name=sensor.name, dagster_event=run_failure, dagster_instance=instance,
@@ -185,3 +186,10 @@ def test_failed_runs_are_cataloged_with_their_error_class(setup, tmp_path):
     assert "missing column salary" in failures["error_message"].iloc[0]
     alerts = monitoring.get_store().alerts()
     assert alerts["alert_type"].tolist() == ["RUN_FAILURE"]
+    # and its summary, with the error and its stack trace
+    summary = json.loads((tmp_path / "artifacts" / "runs" / result.run_id / "summary.json").read_text())
+    assert summary["status"] == "FAILURE"
+    [error] = summary["errors"]
+    assert error["error_class"] == "KeyError" and "missing column salary" in error["message"]
+    assert 'raise KeyError("missing column salary")' in error["stack_trace"]
+    assert "KeyError: " in (tmp_path / "artifacts" / "runs" / result.run_id / "summary.txt").read_text()

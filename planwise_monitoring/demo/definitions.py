@@ -28,6 +28,8 @@ from planwise_monitoring import (
     monitor_performance,
 )
 from planwise_monitoring.dbt import monitored_dbt_build
+from planwise_monitoring.reports import build_monitoring_assets, build_monitoring_schedule
+from planwise_monitoring.summaries import build_run_summary_sensor, run_summaries_spec
 
 REPO = Path(__file__).resolve().parents[2]
 DBT_PROJECT_DIR = Path(os.environ.get("PLANWISE_DBT_PROJECT_DIR", REPO / "dbt_project")).resolve()
@@ -106,11 +108,16 @@ monitoring = MonitoringResource(
 
 ALERTS = Path(__file__).with_name("alerts.yaml")
 
+ARTIFACTS = Path(os.environ.get("PLANWISE_ARTIFACTS_DIR", REPO / "artifacts")).resolve()
+monitoring_reports = build_monitoring_assets()
+
 defs = Definitions(
-    assets=[workforce_simulation],
+    assets=[workforce_simulation, *monitoring_reports, run_summaries_spec],
     asset_checks=[build_monitoring_checks([workforce_simulation])],
     sensors=[build_performance_sensor([workforce_simulation], alert_config=ALERTS),
-             build_run_failure_sensor(alert_config=ALERTS)],
+             build_run_failure_sensor(alert_config=ALERTS, artifacts_dir=ARTIFACTS),
+             build_run_summary_sensor(artifacts_dir=ARTIFACTS)],
+    schedules=[build_monitoring_schedule(monitoring_reports)],
     jobs=[simulation_job],
     resources={"dbt": dbt_resource, "monitoring": monitoring},
 )
