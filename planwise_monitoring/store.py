@@ -41,7 +41,9 @@ MIGRATIONS: dict[int, list[str]] = {
     1: [
         """
         CREATE TABLE mon_multi_year_performance (
-            performance_id UUID PRIMARY KEY,
+            -- unique by construction (one writer at a time looks ids up before inserting); a
+            -- PRIMARY KEY index would cost ~50 of the ~120 bytes a row takes on disk
+            performance_id UUID NOT NULL,
             simulation_run_id VARCHAR NOT NULL,
             simulation_id VARCHAR NOT NULL,
             simulation_year INTEGER,
@@ -165,10 +167,11 @@ _PERFORMANCE_COLUMNS = [
 _PHASE_COLUMNS = ["performance_id", "phase_index", "phase_name", "started_at", "duration_seconds"]
 
 
-def _insert_values_sql(table: str, columns: list[str], rows: int) -> str:
+def _insert_values_sql(table: str, columns: list[str], rows: int, on_conflict: bool = True) -> str:
     """One INSERT for all rows: far cheaper in DuckDB than executemany."""
     one = f"({', '.join('?' * len(columns))})"
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([one] * rows)} ON CONFLICT DO NOTHING"
+    conflict = " ON CONFLICT DO NOTHING" if on_conflict else ""
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([one] * rows)}{conflict}"
 
 
 # Year-over-year change and cumulative time are a function of the history as of each row's end:
@@ -383,7 +386,7 @@ def _insert_records(conn: duckdb.DuckDBPyConnection, records: Sequence[Performan
     if not new:
         return 0
     rows = [[getattr(r, c) for c in _PERFORMANCE_COLUMNS] for r in new]
-    conn.execute(_insert_values_sql("mon_multi_year_performance", _PERFORMANCE_COLUMNS, len(rows)),
+    conn.execute(_insert_values_sql("mon_multi_year_performance", _PERFORMANCE_COLUMNS, len(rows), on_conflict=False),
                  [v for row in rows for v in row])
     phases = [[r.performance_id, i, p.name, p.started_at, p.duration_seconds]
               for r in new for i, p in enumerate(r.phases)]
