@@ -3,29 +3,66 @@
     planwise-monitoring alerts list [--status pending] [--limit 50]
     planwise-monitoring alerts ack ALERT_ID        # an id or a unique prefix of one
     planwise-monitoring flush                      # write records waiting in the spool
+    planwise-monitoring query "SELECT component_name, count(*) FROM mon_multi_year_performance GROUP BY 1"
+    planwise-monitoring sla-compliance --format csv   # also failed-runs, slowest-components, regressions
+    planwise-monitoring trend scd_workforce_state --format json
+    planwise-monitoring summary RUN_ID [--artifacts artifacts]
+    planwise-monitoring prune --older-than 90d     # Nd, Nh or Nw
 
-The database is ``--db``, else ``$PLANWISE_MONITORING_DB``, else ``monitoring.duckdb``. Errors are
-one line on stderr with exit status 2, never a traceback.
+The database is ``--db``, else ``$PLANWISE_MONITORING_DB``, else ``monitoring.duckdb``. Queries are
+read-only (one SELECT; anything else is refused) and show at most ``--limit`` rows (10,000).
+Errors are one line on stderr with exit status 2, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pandas as pd
 
+from .query import DEFAULT_LIMIT, NAMED_QUERIES, QueryError, run_query, run_summary
 from .store import MonitoringStore, StoreError
 
 ALERT_COLUMNS = ["alert_id", "created_at", "status", "severity", "alert_type", "component_name",
                  "simulation_year", "channel", "attempts", "title"]
 
+_DURATION = re.compile(r"(\d+)([hdw])")
+_UNITS = {"h": "hours", "d": "days", "w": "weeks"}
 
-def main(argv: list[str] | None = None) -> int:
+
+def parse_age(text: str) -> timedelta:
+    """``90d``, ``36h`` or ``2w`` as a timedelta (argparse type: its ValueError becomes a usage error)."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    if not match or int(match.group(1)) == 0:
+        raise argparse.ArgumentTypeError(f"expected a positive age like 90d, 36h or 2w, got {text!r}")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def _limit(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("the limit cannot be negative (0 shows every row)")
+    return value
+
+
+def _output_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--limit", type=_limit, default=DEFAULT_LIMIT,
+                        help=f"at most this many rows (default {DEFAULT_LIMIT:,}; 0: all)")
+    parser.add_argument("--format", choices=["table", "csv", "json"], default="table")
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="planwise-monitoring", description=__doc__.splitlines()[0])
     parser.add_argument("--db", default=os.environ.get("PLANWISE_MONITORING_DB", "monitoring.duckdb"),
                         help="monitoring database (default: $PLANWISE_MONITORING_DB or monitoring.duckdb)")
+    # Long enough to wait out a monitored step's brief write, short enough to say who holds it.
+    parser.add_argument("--lock-timeout", type=float, default=5.0, metavar="SECONDS",
+                        help="how long to wait for another process's lock on the database (default 5)")
     commands = parser.add_subparsers(dest="command", required=True)
     alerts = commands.add_parser("alerts", help="list or acknowledge alerts").add_subparsers(dest="action", required=True)
     listing = alerts.add_parser("list", help="alerts, newest first")
@@ -34,31 +71,114 @@ def main(argv: list[str] | None = None) -> int:
     ack = alerts.add_parser("ack", help="acknowledge an alert (all its channels)")
     ack.add_argument("alert_id")
     commands.add_parser("flush", help="write the records waiting in the spool into the database")
-    args = parser.parse_args(argv)
 
-    store = MonitoringStore(args.db, lock_timeout_seconds=5.0)
+    query = commands.add_parser("query", help="run one read-only SELECT over the mon_* tables")
+    query.add_argument("sql", help='the query, e.g. "SELECT * FROM mon_alerts"; - reads it from stdin')
+    _output_options(query)
+    for name, (_, params, help_text) in NAMED_QUERIES.items():
+        named = commands.add_parser(name, help=help_text.replace("%", "%%"))  # argparse formats help
+        for param in params:
+            named.add_argument(param)
+        _output_options(named)
+
+    summary = commands.add_parser("summary", help="summary of one run: its summary.txt, else computed")
+    summary.add_argument("run_id")
+    summary.add_argument("--artifacts", default="artifacts",
+                         help="artifacts directory holding runs/RUN_ID/summary.txt (default: artifacts)")
+    prune = commands.add_parser("prune", help="delete monitoring history older than an age")
+    prune.add_argument("--older-than", type=parse_age, required=True, metavar="AGE",
+                       help="e.g. 90d, 36h, 2w; rows inside the window are kept")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    store = MonitoringStore(args.db, lock_timeout_seconds=args.lock_timeout)
     try:
         if args.command == "flush":
             print(f"{store.replay_spool()} record(s) written to {args.db}")
-        elif args.action == "list":
-            df = store.alerts(args.status, args.limit)
-            if df.empty:
-                print("no alerts")
-            else:
-                df["alert_id"] = df["alert_id"].astype(str).str[:8]
-                with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 60):
-                    print(df[ALERT_COLUMNS].to_string(index=False))
-        else:
-            if len(args.alert_id) < 4:
-                raise StoreError("give at least 4 characters of the alert id")
-            count = store.acknowledge_alert(args.alert_id)
-            if not count:
-                raise StoreError(f"no unacknowledged alert with id {args.alert_id!r}")
-            print(f"acknowledged {count} delivery(ies) of alert {args.alert_id}")
-    except StoreError as exc:
+        elif args.command == "alerts":
+            _alerts(store, args)
+        elif args.command == "query":
+            sql = sys.stdin.read() if args.sql == "-" else args.sql
+            _print_frame(run_query(store, sql, args.limit), args.format)
+        elif args.command in NAMED_QUERIES:
+            sql, params, _ = NAMED_QUERIES[args.command]
+            _print_frame(run_query(store, sql, args.limit, [getattr(args, p) for p in params]), args.format)
+        elif args.command == "summary":
+            print(_summary(store, args.run_id, Path(args.artifacts)))
+        elif args.command == "prune":
+            _prune(store, args.older_than)
+    except (StoreError, QueryError) as exc:
         print(f"planwise-monitoring: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. piped into head: not an error worth a traceback
+        sys.stderr.close()
     return 0
+
+
+def _alerts(store: MonitoringStore, args: argparse.Namespace) -> None:
+    if args.action == "list":
+        df = store.alerts(args.status, args.limit)
+        if df.empty:
+            print("no alerts")
+        else:
+            df["alert_id"] = df["alert_id"].astype(str).str[:8]
+            with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 60):
+                print(df[ALERT_COLUMNS].to_string(index=False))
+    else:
+        if len(args.alert_id) < 4:
+            raise StoreError("give at least 4 characters of the alert id")
+        count = store.acknowledge_alert(args.alert_id)
+        if not count:
+            raise StoreError(f"no unacknowledged alert with id {args.alert_id!r}")
+        print(f"acknowledged {count} delivery(ies) of alert {args.alert_id}")
+
+
+def _print_frame(df: pd.DataFrame, fmt: str) -> None:
+    if fmt == "csv":
+        sys.stdout.write(df.to_csv(index=False))
+    elif fmt == "json":
+        # UUIDs and other non-JSON values as their text; NaN/NULL as null; timestamps ISO 8601.
+        print(df.to_json(orient="records", date_format="iso", date_unit="us", default_handler=str))
+    elif df.empty:
+        print("(no rows)")
+    elif list(df.columns) == ["explain_key", "explain_value"]:
+        print("\n".join(df["explain_value"]))
+    else:
+        with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 250,
+                               "display.max_colwidth", 80):
+            print(df.to_string(index=False))
+    if df.attrs.get("truncated"):
+        # On stderr, so that CSV and JSON on stdout stay parseable.
+        print(f"planwise-monitoring: showing first {df.attrs['limit']:,} rows; use --limit to see more "
+              "(0 for all)", file=sys.stderr)
+
+
+def _summary(store: MonitoringStore, run_id: str, artifacts: Path) -> str:
+    if not run_id or Path(run_id).name != run_id or run_id in (".", ".."):
+        raise QueryError(f"not a run id: {run_id!r}")
+    written = artifacts / "runs" / run_id / "summary.txt"
+    if written.is_file():
+        return written.read_text(encoding="utf-8").rstrip("\n")
+    return run_summary(store, run_id)
+
+
+def _age(age: timedelta) -> str:
+    hours = int(age.total_seconds()) // 3600
+    return f"{hours // 24} days" if hours % 24 == 0 else f"{hours} hours"
+
+
+def _prune(store: MonitoringStore, older_than: timedelta) -> None:
+    if not store.path.exists():  # a write connection would create an empty database instead
+        raise StoreError(f"monitoring database {store.path} does not exist yet (nothing was recorded)")
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    removed = store.prune(older_than, now=now)
+    print(f"removed rows older than {_age(older_than)} (before {now - older_than:%Y-%m-%d %H:%M:%S} UTC):")
+    width = max(len(t) for t in removed)
+    for table, count in removed.items():
+        print(f"  {table:<{width}}  {count:>10,}")
+    print(f"  {'total':<{width}}  {sum(removed.values()):>10,}")
 
 
 if __name__ == "__main__":

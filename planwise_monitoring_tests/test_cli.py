@@ -1,6 +1,13 @@
+import json
+import re
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
 from planwise_monitoring.alert_delivery import AlertDispatcher
 from planwise_monitoring.alert_policy import Alert, parse_alert_config
-from planwise_monitoring.cli import main
+from planwise_monitoring.cli import main, parse_age
+from planwise_monitoring.records import FAILED
 from planwise_monitoring.store import MonitoringStore
 
 from .factories import make_record
@@ -40,3 +47,131 @@ def test_flush_writes_spooled_records(db_path, capsys):
     assert main(["--db", str(db_path), "flush"]) == 0
     assert "1 record(s) written" in capsys.readouterr().out
     assert len(store.read_performance()) == 1
+
+
+# -- query, named queries, summary, prune -------------------------------------------------------
+
+def _cli(db_path, *argv) -> int:
+    return main(["--db", str(db_path), *argv])
+
+
+def test_query_formats(db_path, capsys):
+    MonitoringStore(db_path).write([make_record(), make_record(simulation_year=2026, execution_time_seconds=20.0)])
+    sql = "SELECT simulation_year, execution_time_seconds FROM mon_multi_year_performance ORDER BY 1"
+    assert _cli(db_path, "query", sql) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["simulation_year", "execution_time_seconds"] and table[2].split() == ["2026", "20.0"]
+    assert _cli(db_path, "query", sql, "--format", "csv") == 0
+    assert capsys.readouterr().out == "simulation_year,execution_time_seconds\n2025,10.0\n2026,20.0\n"
+    assert _cli(db_path, "query", sql, "--format", "json") == 0
+    assert json.loads(capsys.readouterr().out) == [{"simulation_year": 2025, "execution_time_seconds": 10.0},
+                                                   {"simulation_year": 2026, "execution_time_seconds": 20.0}]
+
+
+def test_query_truncation_is_reported_on_stderr(db_path, capsys):
+    MonitoringStore(db_path).write([])
+    assert _cli(db_path, "query", "SELECT * FROM range(5) t(i)", "--limit", "3", "--format", "csv") == 0
+    captured = capsys.readouterr()
+    assert captured.out == "i\n0\n1\n2\n"
+    assert captured.err == "planwise-monitoring: showing first 3 rows; use --limit to see more (0 for all)\n"
+
+
+def test_a_named_query(db_path, capsys):
+    MonitoringStore(db_path).write([make_record(sla_status=s) for s in ["WITHIN_SLA", "SLA_WARNING", "SLA_BREACH",
+                                                                         "SLA_BREACH"]])
+    assert _cli(db_path, "sla-compliance", "--format", "json") == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert row["component_name"] == "scd_workforce_state" and row["compliance_pct"] == 50.0
+    assert _cli(db_path, "trend", "scd_workforce_state") == 0
+    assert capsys.readouterr().out.splitlines()[1].split()[:5] == ["2025", "2026-01-01", "4", "0", "2"]
+
+
+@pytest.mark.parametrize("sql, message", [
+    ("SELEC 1", "planwise-monitoring: Parser Error: syntax error at or near \"SELEC\"\n"),
+    ("SELECT * FROM mon_nothing", "planwise-monitoring: Catalog Error: Table with name mon_nothing does not exist!\n"),
+    ("DROP TABLE mon_alerts", "planwise-monitoring: only SELECT queries are allowed (got DROP)\n"),
+])
+def test_bad_sql_is_one_line_without_a_traceback(db_path, capsys, sql, message):
+    MonitoringStore(db_path).write([])
+    assert _cli(db_path, "query", sql) == 2
+    captured = capsys.readouterr()
+    assert captured.err == message and captured.out == ""
+
+
+def test_query_of_a_missing_database(tmp_path, capsys):
+    assert main(["--db", str(tmp_path / "missing.duckdb"), "failed-runs"]) == 2
+    assert "does not exist yet" in capsys.readouterr().err
+    assert not (tmp_path / "missing.duckdb").exists()
+
+
+def test_summary_prints_the_runs_summary_file(db_path, tmp_path, capsys):
+    summary = tmp_path / "artifacts" / "runs" / "run-7" / "summary.txt"
+    summary.parent.mkdir(parents=True)
+    summary.write_text("simulation run-7: 3 years, 42 s\n")
+    assert _cli(db_path, "summary", "run-7", "--artifacts", str(tmp_path / "artifacts")) == 0
+    assert capsys.readouterr().out == "simulation run-7: 3 years, 42 s\n"
+
+
+def test_summary_computed_from_the_runs_rows(db_path, tmp_path, capsys):
+    MonitoringStore(db_path).write([
+        make_record(simulation_run_id="run-9", execution_time_seconds=12.0),
+        make_record(simulation_run_id="run-9", simulation_year=2026, execution_time_seconds=130.0,
+                    sla_status="SLA_BREACH"),
+        make_record(simulation_run_id="run-9", component_name="fct_yearly_events", status=FAILED, sla_status=None,
+                    error_class="KeyError", execution_time_seconds=1.0),
+        make_record(simulation_run_id="other-run", execution_time_seconds=500.0),
+    ])
+    assert _cli(db_path, "summary", "run-9", "--artifacts", str(tmp_path / "none")) == 0
+    out = capsys.readouterr().out
+    assert "steps: 3 (2 succeeded, 1 failed)" in out and "143.0s of step time" in out
+    assert re.search(r"scd_workforce_state\s+SCD\s+12\.0\s+130\.0\s+142\.0", out)
+    assert "SLA_BREACH   scd_workforce_state 2026: 130.00s against 120s" in out
+    assert "fct_yearly_events 2025: KeyError" in out and "500" not in out
+    assert _cli(db_path, "summary", "no-such-run") == 2
+    assert capsys.readouterr().err == "planwise-monitoring: no monitored steps recorded for run 'no-such-run'\n"
+    assert _cli(db_path, "summary", "../etc") == 2
+    assert "not a run id" in capsys.readouterr().err
+
+
+def test_prune_keeps_the_window_and_reports_what_it_removed(db_path, capsys):
+    store = MonitoringStore(db_path)
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    old, recent = now - timedelta(days=120), now - timedelta(days=10)
+    store.write([make_record(execution_start_time=old), make_record(execution_start_time=old),
+                 make_record(execution_start_time=recent)])
+    with store.session() as s:
+        s.insert_run_failure({"dagster_run_id": "old", "job_name": "j", "failed_at": old})
+        s.insert_run_failure({"dagster_run_id": "new", "job_name": "j", "failed_at": recent})
+    assert _cli(db_path, "prune", "--older-than", "90d") == 0
+    out = capsys.readouterr().out
+    assert out.startswith("removed rows older than 90 days (before ")
+    counts = dict(line.split() for line in out.splitlines()[1:])
+    assert counts == {"mon_phase_timings": "0", "mon_multi_year_performance": "2", "mon_multi_year_regression": "0",
+                      "mon_alerts": "0", "mon_run_failures": "1", "total": "3"}
+    assert len(store.read_performance()) == 1 and store.read_table("mon_run_failures")["dagster_run_id"].tolist() == ["new"]
+
+
+@pytest.mark.parametrize("age, expected", [("90d", timedelta(days=90)), ("36h", timedelta(hours=36)),
+                                           ("2w", timedelta(weeks=2))])
+def test_prune_ages(age, expected):
+    assert parse_age(age) == expected
+
+
+@pytest.mark.parametrize("argv", [["prune", "--older-than", "90"], ["prune", "--older-than", "0d"],
+                                  ["prune", "--older-than", "3m"]])
+def test_a_bad_prune_age_is_a_usage_error(db_path, capsys, argv):
+    with pytest.raises(SystemExit) as exited:
+        _cli(db_path, *argv)
+    assert exited.value.code == 2 and "expected a positive age like 90d" in capsys.readouterr().err
+
+
+def test_prune_of_a_missing_database_does_not_create_it(tmp_path, capsys):
+    assert main(["--db", str(tmp_path / "missing.duckdb"), "prune", "--older-than", "90d"]) == 2
+    assert "does not exist yet" in capsys.readouterr().err and not (tmp_path / "missing.duckdb").exists()
+
+
+@pytest.mark.parametrize("argv", [[], ["query"], ["sla-compliance"], ["trend"], ["summary"], ["prune"]])
+def test_help_of_every_command(capsys, argv):
+    with pytest.raises(SystemExit) as exited:
+        main([*argv, "--help"])
+    assert exited.value.code == 0 and "usage: planwise-monitoring" in capsys.readouterr().out
