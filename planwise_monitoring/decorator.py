@@ -274,8 +274,21 @@ class _MonitoredStep:
             for c in self.meter.components
         ]
         writer = writer_for(self.monitoring.get_store())
+        events = self.monitoring.get_event_log()
+        writer.event_log = events
         for record in [step, *(r for _, r in components)]:
             writer.submit(record, self.rules)
+            if events is not None:
+                events.event(
+                    "step_recorded" if record.status == SUCCESS else "step_failed",
+                    level="INFO" if record.status == SUCCESS else "ERROR",
+                    run_id=record.simulation_run_id, asset=record.asset_key, simulation_year=record.simulation_year,
+                    component=record.component_name, performance_id=record.performance_id,
+                    component_type=record.component_type, duration_seconds=record.execution_time_seconds,
+                    peak_memory_mb=record.memory_usage_mb, cpu_seconds=record.cpu_seconds,
+                    output_records=record.output_record_count, sla_status=record.sla_status,
+                    error_class=record.error_class, error_message=record.error_message,
+                )
         # Only what needs attention goes to the Dagster log: each log line is an event-log write.
         for record in [step, *(r for _, r in components)]:
             if record.sla_status in ("SLA_WARNING", "SLA_BREACH"):

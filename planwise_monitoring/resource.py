@@ -12,6 +12,7 @@ from typing import Any
 from dagster import Config, ConfigurableResource
 from pydantic import Field, model_validator
 
+from .jsonlog import JsonEventLog, JsonLogConfig
 from .measure import ComponentTiming, current_meter, phase
 from .sla import (
     DEFAULT_SLA,
@@ -90,6 +91,11 @@ class MonitoringResource(ConfigurableResource):
         default=None, description="Where records wait while the database is locked (default: <database>.spool)."
     )
     enabled: bool = Field(default=True, description="Turn monitoring off without touching the assets.")
+    json_log_path: str | None = Field(
+        default=None, description="Structured JSON log of monitoring events (default: logs/planwise-monitoring.jsonl "
+                                  "beside the database); '' turns it off.")
+    json_log_max_bytes: int = Field(default=10 * 2**20, ge=0, description="Rotate the JSON log at this size.")
+    json_log_backup_count: int = Field(default=5, ge=0, description="Rotated JSON log files kept.")
 
     @model_validator(mode="after")
     def _validate(self) -> MonitoringResource:
@@ -104,6 +110,13 @@ class MonitoringResource(ConfigurableResource):
         return MonitoringStore(
             self.database_path, lock_timeout_seconds=self.lock_timeout_seconds, spool_dir=self.spool_dir
         )
+
+    def get_event_log(self) -> JsonEventLog | None:
+        """This process's structured event log (one per file), or None when turned off."""
+        if self.json_log_path == "":
+            return None
+        path = self.json_log_path or str(Path(self.database_path).parent / "logs" / "planwise-monitoring.jsonl")
+        return _event_log(os.path.abspath(path), self.json_log_max_bytes, self.json_log_backup_count)
 
     def get_sla_rules(self) -> SlaRules:
         """The effective SLA rules (cached while the configuration and the SLA file are unchanged)."""
@@ -144,6 +157,14 @@ class MonitoringResource(ConfigurableResource):
 
 
 _rules_cache: dict[tuple, SlaRules] = {}
+_event_logs: dict[tuple, JsonEventLog] = {}
+
+
+def _event_log(path: str, max_bytes: int, backup_count: int) -> JsonEventLog:
+    key = (path, max_bytes, backup_count)
+    if key not in _event_logs:
+        _event_logs[key] = JsonEventLog(JsonLogConfig(path=path, max_bytes=max_bytes, backup_count=backup_count))
+    return _event_logs[key]
 
 
 def _rules(use_defaults: bool, sla_file: str | None, file_stamp: int | None,

@@ -112,8 +112,20 @@ def build_performance_sensor(assets: Sequence[AssetsDefinition | AssetKey], *,
         except StoreError as exc:  # locked for long: judge these events on the next tick
             dispatcher.retry_pending()
             return SkipReason(f"monitoring database unavailable, will retry: {exc}")
-        dispatcher.dispatch([alert for e in evaluations for alert in e.alerts()])
+        alerts = [alert for e in evaluations for alert in e.alerts()]
+        report = dispatcher.dispatch(alerts)
         dispatcher.retry_pending()
+        events = monitoring.get_event_log()
+        if events is not None:
+            for e in evaluations:
+                r, v = e.record, e.regression
+                events.event("evaluated", run_id=r["simulation_run_id"], asset=r["asset_key"],
+                             simulation_year=r["simulation_year"], component=r["component_name"],
+                             performance_id=str(r["performance_id"]), sla_status=r["sla_status"],
+                             regression=(v.severity.value if v and v.is_regression
+                                         else "SUSPECTED" if v and v.suspected else None))
+            if alerts:
+                events.event("alerts_dispatched", level="WARNING", alerts=len(alerts), outcome=str(report))
         for key, record in new:
             cursor[key.to_user_string()] = max(cursor.get(key.to_user_string(), 0), record.storage_id)
         return SensorResult(asset_events=check_events, cursor=json.dumps(cursor, sort_keys=True))
@@ -166,7 +178,7 @@ def build_run_failure_sensor(*, name: str = "planwise_run_failure_sensor", resou
         partition = run.tags.get("dagster/partition")
         store = monitoring.get_store()
         if artifacts_dir is not None:
-            write_run_summary(context.instance, run, store, artifacts_dir)
+            write_run_summary(context.instance, run, store, artifacts_dir, monitoring.get_event_log())
         with store.session() as session:
             session.insert_run_failure({
                 "dagster_run_id": run.run_id, "job_name": run.job_name, "failed_at": utcnow(),

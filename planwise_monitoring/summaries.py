@@ -35,6 +35,7 @@ from dagster import (
     run_status_sensor,
 )
 
+from .jsonlog import JsonEventLog
 from .redaction import redact
 from .resource import MonitoringResource, with_resource_parameter
 from .store import MonitoringStore, StoreError
@@ -157,13 +158,18 @@ def format_summary(s: dict[str, Any]) -> str:
 
 
 def write_run_summary(instance: DagsterInstance, run: DagsterRun, store: MonitoringStore,
-                      artifacts_dir: str | Path) -> Path:
+                      artifacts_dir: str | Path, event_log: JsonEventLog | None = None) -> Path:
     """Write the summary files and report them as an observation; returns the run's directory."""
     summary = run_summary(instance, run, store)
     directory = Path(artifacts_dir) / "runs" / run.run_id
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     (directory / "summary.txt").write_text(format_summary(summary))
+    if event_log is not None:
+        event_log.event("run_summary_written", level="ERROR" if summary["errors"] else "INFO", run_id=run.run_id,
+                        status=summary["status"], duration_seconds=summary["duration_seconds"],
+                        sla_breaches=len(summary["sla_breaches"]), errors=len(summary["errors"]),
+                        path=str(directory / "summary.json"))
     instance.report_runless_asset_event(AssetObservation(asset_key=RUN_SUMMARIES, metadata={
         "run_id": run.run_id,
         "status": summary["status"],
@@ -184,7 +190,9 @@ def build_run_summary_sensor(*, artifacts_dir: str | Path = "artifacts", resourc
     """Writes the summary of every successful run (failed runs: ``build_run_failure_sensor``)."""
 
     def _on_success(context: RunStatusSensorContext, **resources: MonitoringResource) -> None:
-        write_run_summary(context.instance, context.dagster_run, resources[resource_key].get_store(), artifacts_dir)
+        monitoring = resources[resource_key]
+        write_run_summary(context.instance, context.dagster_run, monitoring.get_store(), artifacts_dir,
+                          monitoring.get_event_log())
 
     return run_status_sensor(
         run_status=DagsterRunStatus.SUCCESS, name=name, default_status=default_status,

@@ -47,6 +47,7 @@ class RecordWriter:
         self._mine: set[str] = set()  # ids this process spooled and has not seen stored
         self._warnings: list[str] = []
         self._closed = False  # set at exit: DuckDB must not run in a daemon thread during shutdown
+        self.event_log = None  # a JsonEventLog, set by the monitored steps that use this writer
 
     def submit(self, record: PerformanceRecord, sla_rules: SlaRules | None = None) -> None:
         """Spool the record (durable from here on) and schedule a background drain."""
@@ -100,7 +101,9 @@ class RecordWriter:
                 store = MonitoringStore(store.path, lock_timeout_seconds=timeout_seconds,
                                         spool_dir=store.spool.directory)
             try:
-                store.replay_spool(self.sla_rules)
+                written = store.replay_spool(self.sla_rules)
+                if self.event_log is not None:
+                    self.event_log.event("records_written", level="DEBUG", records=written, database=str(store.path))
                 return True
             except StoreError as exc:
                 self._warn(f"{exc}; {store.spool.count()} record(s) wait in {store.spool.directory} "
@@ -113,6 +116,8 @@ class RecordWriter:
     def _warn(self, message: str) -> None:
         log.warning("planwise-monitoring: %s", message)
         self._warnings.append(message)
+        if self.event_log is not None:
+            self.event_log.event("store_unavailable", level="WARNING", message=message)
 
     def _at_exit(self) -> None:
         if self.pending_ids():

@@ -327,3 +327,20 @@ def test_parallel_steps_in_separate_processes_lose_and_duplicate_nothing(tmp_pat
     run = df[df.simulation_year == 2025]
     starts, ends = list(run["execution_start_time"]), list(run["execution_end_time"])
     assert max(sum(s <= t < e for s, e in zip(starts, ends)) for t in starts) >= 2
+
+
+def test_each_record_is_also_a_structured_json_log_line(db_path, instance):
+    from planwise_monitoring.jsonlog import read_events
+
+    log_path = db_path.parent / "events" / "monitoring.jsonl"
+    monitoring = MonitoringResource(database_path=str(db_path), json_log_path=str(log_path))
+    ok = materialize([scd_workforce_state], partition_key="2025", resources={"monitoring": monitoring}, instance=instance)
+    with pytest.raises(SimulationYearError):
+        materialize([fct_yearly_events], partition_key="2026", resources={"monitoring": monitoring}, instance=instance)
+    events = {e["event"]: e for e in read_events(log_path)}
+    recorded = events["step_recorded"]
+    assert (recorded["run_id"], recorded["asset"], recorded["simulation_year"], recorded["component"]) == (
+        ok.run_id, "scd_workforce_state", 2025, "scd_workforce_state")
+    assert recorded["level"] == "INFO" and recorded["fields"]["sla_status"] == "WITHIN_SLA"
+    failed = events["step_failed"]
+    assert failed["level"] == "ERROR" and failed["fields"]["error_class"].endswith("SimulationYearError")
