@@ -54,8 +54,8 @@ def _headlines_trends(df: pd.DataFrame) -> dict:
 
 def _headlines_compliance(df: pd.DataFrame) -> dict:
     total = int(df["total_runs"].sum()) if len(df) else 0
-    within = int(df["within_sla"].sum()) if len(df) else 0
-    return {"overall_compliance_pct": round(100.0 * within / total, 2) if total else 100.0,
+    breaches = int(df["sla_breaches"].sum()) if len(df) else 0
+    return {"overall_compliance_pct": round(100.0 * (total - breaches) / total, 2) if total else 100.0,
             "sla_breaches": int(df["sla_breaches"].sum()) if len(df) else 0,
             "sla_warnings": int(df["sla_warnings"].sum()) if len(df) else 0,
             "worst_component_compliance_pct": float(df["sla_compliance_pct"].min()) if len(df) else 100.0}

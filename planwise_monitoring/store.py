@@ -596,7 +596,8 @@ class StoreSession:
             "SELECT * FROM mon_performance_trends ORDER BY p95_execution_time DESC, component_name").df()
 
     def build_sla_compliance(self, since: datetime) -> pd.DataFrame:
-        """Per component: judged runs, within / warning / breach, and compliance % (within / runs)."""
+        """Per component: judged runs, within / warning / breach, and compliance %: the share of
+        judged runs that did not breach (a warning is a near miss, still within the SLA)."""
         self.conn.execute("""
             CREATE OR REPLACE TABLE mon_sla_compliance AS
             SELECT component_name, component_type,
@@ -604,7 +605,7 @@ class StoreSession:
                    count(*) FILTER (WHERE sla_status = 'WITHIN_SLA') AS within_sla,
                    count(*) FILTER (WHERE sla_status = 'SLA_WARNING') AS sla_warnings,
                    count(*) FILTER (WHERE sla_status = 'SLA_BREACH') AS sla_breaches,
-                   round(100.0 * count(*) FILTER (WHERE sla_status = 'WITHIN_SLA') / count(*), 2) AS sla_compliance_pct
+                   round(100.0 * count(*) FILTER (WHERE sla_status <> 'SLA_BREACH') / count(*), 2) AS sla_compliance_pct
             FROM mon_multi_year_performance
             WHERE sla_status IS NOT NULL AND execution_end_time >= ?
             GROUP BY ALL

@@ -58,6 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     with pd.option_context("display.max_rows", None, "display.width", 160):
         print()
         print(table.to_string(index=False, float_format=lambda x: f"{x:,.2f}"))
+    reports = d.defs.resolve_job_def("planwise_monitoring_daily_job").execute_in_process(
+        instance=instance, run_config={"loggers": run_config["loggers"]}, raise_on_error=False)
+    if reports.success:
+        headline = {e.asset_key.path[-1]: e.materialization.metadata for e in reports.get_asset_materialization_events()}
+        print(f"\nSLA compliance over all runs: {headline['mon_sla_compliance']['planwise/overall_compliance_pct'].value}% "
+              f"({headline['mon_sla_compliance']['planwise/sla_breaches'].value} breaches); regressions: "
+              f"{headline['mon_regression_report']['planwise/regressions'].value}")
     print(f"\nRecorded in {d.MONITORING_DB} (mon_multi_year_performance; {runs} simulation run(s) so far).")
     print("Open the Dagster UI with `make ui`, then http://127.0.0.1:3000 "
           "(Assets > workforce_simulation > a model > Plots).")
