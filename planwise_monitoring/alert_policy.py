@@ -54,7 +54,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import yaml
+from .yaml_files import read_yaml
 
 
 class AlertConfigError(ValueError):
@@ -473,19 +473,7 @@ def parse_alert_config(raw: Any, source: str) -> AlertConfig:
 def load_alert_config(path: str | Path) -> AlertConfig:
     """Read an alerts YAML file (format in the module docstring). Environment variables named by
     ``*_env`` need not be set yet: they are read when an alert is sent."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise AlertConfigError(f"cannot read alerts file {path}: {exc.strerror or exc}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise AlertConfigError(f"alerts file {path} is not valid YAML{where}: {problem}") from None
-    return parse_alert_config(raw, str(path))
+    return parse_alert_config(read_yaml(path, "alerts file", AlertConfigError), str(path))
 
 
 def fingerprints(alerts: Sequence[Alert]) -> list[str]:

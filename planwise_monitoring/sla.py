@@ -21,7 +21,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-import yaml
+from .yaml_files import read_yaml
 
 ANY = "*"  # stands for "any component" in mon_sla_definitions, whose columns are NOT NULL
 
@@ -225,23 +225,8 @@ def check_unique(definitions: Sequence[SlaDefinition], source: str) -> None:
 
 
 def load_sla_file(path: str | Path) -> tuple[list[SlaDefinition], SlaDefinition | None]:
-    """Read an SLA YAML file; see ``examples/sla.yaml`` in the README for the format."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise SlaConfigError(f"cannot read SLA file {path}: {exc.strerror or exc}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
-        if context and context_mark:
-            problem += f" ({context} that starts at line {context_mark.line + 1})"
-        raise SlaConfigError(f"SLA file {path} is not valid YAML{where}: {problem}") from None
-    return parse_sla_config(raw, str(path))
+    """Read an SLA YAML file (format in the README's "SLAs" section)."""
+    return parse_sla_config(read_yaml(path, "SLA file", SlaConfigError), str(path))
 
 
 def merge_definitions(base: Sequence[SlaDefinition], overrides: Sequence[SlaDefinition]) -> list[SlaDefinition]:
