@@ -48,7 +48,7 @@ from .measure import utcnow
 from .redaction import redact
 from .resource import MonitoringResource, with_resource_parameter
 from .store import StoreError
-from .summaries import write_run_summary
+from .summaries import user_error, write_run_summary
 
 _ERROR_MESSAGE_LIMIT = 4000
 
@@ -149,13 +149,6 @@ def _check_evaluations(key: AssetKey, record, evaluation) -> list[AssetCheckEval
     ]
 
 
-def _user_error(error):
-    """The user's own exception under Dagster's wrappers (DagsterExecutionStepExecutionError …)."""
-    while error.cause is not None and error.cls_name.startswith("Dagster"):
-        error = error.cause
-    return error
-
-
 def build_run_failure_sensor(*, name: str = "planwise_run_failure_sensor", resource_key: str = "monitoring",
                              alert_config: AlertConfig | str | Path | None = None,
                              artifacts_dir: str | Path | None = "artifacts",
@@ -168,7 +161,7 @@ def build_run_failure_sensor(*, name: str = "planwise_run_failure_sensor", resou
     def _on_failure(context: RunFailureSensorContext, **resources: MonitoringResource) -> None:
         monitoring = resources[resource_key]
         run = context.dagster_run
-        errors = [_user_error(e.event_specific_data.error) for e in context.get_step_failure_events()
+        errors = [user_error(e.event_specific_data.error) for e in context.get_step_failure_events()
                   if e.event_specific_data and e.event_specific_data.error]
         failed_steps = [e.step_key for e in context.get_step_failure_events()]
         error = errors[0] if errors else (context.failure_event.event_specific_data.error

@@ -46,6 +46,13 @@ run_summaries_spec = AssetSpec(RUN_SUMMARIES, group_name="planwise_monitoring",
 BOTTLENECKS = 5
 
 
+def user_error(error):
+    """The user's own exception under Dagster's wrappers (DagsterExecutionStepExecutionError …)."""
+    while error.cause is not None and error.cls_name.startswith("Dagster"):
+        error = error.cause
+    return error
+
+
 def _versions() -> dict[str, str]:
     out = {"python": sys.version.split()[0]}
     for package in ("dagster", "dagster-dbt", "dbt-core", "duckdb", "planwise-monitoring"):
@@ -69,7 +76,7 @@ def _errors(instance: DagsterInstance, run_id: str) -> list[dict[str, Any]]:
         while error is not None:
             chain.append(error)
             error = error.cause
-        user = next((e for e in chain if not e.cls_name.startswith("Dagster")), chain[-1])
+        user = user_error(chain[0])
         errors.append({
             "step": entry.step_key,
             "error_class": user.cls_name,

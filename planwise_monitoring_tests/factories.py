@@ -1,12 +1,17 @@
-"""Test helpers: records to store, and a real second process that holds the database lock."""
+"""Test helpers: records to store, a real second process that holds the database lock, and a real
+HTTP server on 127.0.0.1 for webhooks."""
 
 from __future__ import annotations
 
 import contextlib
+import http.server
+import json
 import subprocess
 import sys
+import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -66,33 +71,41 @@ def lock_held_by_another_process(db_path: Path) -> Iterator[subprocess.Popen]:
         proc.wait(timeout=30)
 
 
-class LocalHttpServer:
-    """A real HTTP server on 127.0.0.1 that records the JSON bodies POSTed to it (webhooks)."""
+class RecordingServer:
+    """A real HTTP server on 127.0.0.1 recording POSTs; ``respond(path) -> (status, body)``."""
 
-    def __init__(self, port: int = 0):
-        import http.server
-        import json
-        import threading
-
-        received = self.received = []
+    def __init__(self, port: int = 0, respond: Callable[[str], tuple[int, str]] = lambda path: (200, "ok"),
+                 delay: float = 0.0):
+        self.requests: list[dict] = []
+        outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                received.append(json.loads(body or b"null"))
-                self.send_response(200)
+                outer.requests.append({"path": self.path, "content_type": self.headers.get("Content-Type"),
+                                       "json": json.loads(body)})
+                time.sleep(delay)
+                status, text = respond(self.path)
+                self.send_response(status)
+                if 300 <= status < 400:
+                    self.send_header("Location", "http://127.0.0.1:1/elsewhere")
                 self.end_headers()
-                self.wfile.write(b"ok")
+                self.wfile.write(text.encode())
 
             def log_message(self, *args):
                 pass
 
-        http.server.ThreadingHTTPServer.allow_reuse_address = True
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        class Server(http.server.ThreadingHTTPServer):
+            allow_reuse_address = True  # to come back on the same port
+            daemon_threads = True
+            block_on_close = False
+
+        self._server = Server(("127.0.0.1", port), Handler)
         self.port = self._server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}/hook"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
 
     def stop(self) -> None:
         self._server.shutdown()

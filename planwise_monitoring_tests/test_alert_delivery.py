@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import email
 import email.policy
-import http.server
 import json
 import logging
 import socket
-import threading
 import time
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -32,6 +29,7 @@ from planwise_monitoring.alert_delivery import (
 from planwise_monitoring.alert_policy import Alert, AlertType, ChannelType, Severity, parse_alert_config
 from planwise_monitoring.store import MonitoringStore
 
+from . import factories
 from .factories import lock_held_by_another_process
 
 HOOK_ENV = "PLANWISE_ALERT_WEBHOOK_URL"
@@ -46,45 +44,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class RecordingServer:
-    """A real HTTP server on 127.0.0.1 recording POSTs; ``respond(path) -> (status, body)``."""
-
-    def __init__(self, port: int = 0, respond: Callable[[str], tuple[int, str]] = lambda path: (200, "ok"),
-                 delay: float = 0.0):
-        self.requests: list[dict] = []
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                outer.requests.append({"path": self.path, "content_type": self.headers.get("Content-Type"),
-                                       "json": json.loads(body)})
-                time.sleep(delay)
-                status, text = respond(self.path)
-                self.send_response(status)
-                if 300 <= status < 400:
-                    self.send_header("Location", "http://127.0.0.1:1/elsewhere")
-                self.end_headers()
-                self.wfile.write(text.encode())
-
-            def log_message(self, *args):
-                pass
-
-        class Server(http.server.ThreadingHTTPServer):
-            allow_reuse_address = True  # to come back on the same port
-            daemon_threads = True
-            block_on_close = False
-
-        self._server = Server(("127.0.0.1", port), Handler)
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def url(self, path: str = f"/hooks/{TOKEN}") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+class RecordingServer(factories.RecordingServer):
+    def url(self, path: str = f"/hooks/{TOKEN}") -> str:  # the token in the path is a secret
+        return super().url(path)
 
 
 class MailBox:

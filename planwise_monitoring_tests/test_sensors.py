@@ -20,7 +20,7 @@ from planwise_monitoring import MonitoringResource, SlaDefinitionConfig, monitor
 from planwise_monitoring.alert_policy import parse_alert_config
 from planwise_monitoring.sensors import build_performance_sensor, build_run_failure_sensor
 
-from .factories import LocalHttpServer, make_record
+from .factories import RecordingServer, make_record
 
 years = StaticPartitionsDefinition(["2025", "2026", "2027"])
 SLEEP = {"seconds": 0.0}
@@ -34,14 +34,14 @@ def scd_workforce_state(context: AssetExecutionContext) -> None:
 
 @pytest.fixture
 def webhook():
-    server = LocalHttpServer()
+    server = RecordingServer()
     yield server
     server.stop()
 
 
 @pytest.fixture
 def setup(tmp_path: Path, webhook, monkeypatch):
-    monkeypatch.setenv("PLANWISE_TEST_WEBHOOK_URL", webhook.url)
+    monkeypatch.setenv("PLANWISE_TEST_WEBHOOK_URL", webhook.url())
     monitoring = MonitoringResource(
         database_path=str(tmp_path / "monitoring.duckdb"),
         sla_definitions=[SlaDefinitionConfig(component_name="scd_workforce_state", component_type="SCD",
@@ -56,6 +56,10 @@ def setup(tmp_path: Path, webhook, monkeypatch):
     sensor = build_performance_sensor([scd_workforce_state], alert_config=config)
     with DagsterInstance.ephemeral() as instance:
         yield monitoring, sensor, instance
+
+
+def posted(server: RecordingServer) -> list[dict]:
+    return [r["json"] for r in server.requests]
 
 
 def materialize_year(monitoring, instance, year: str, seconds: float = 0.0):
@@ -100,13 +104,13 @@ def test_an_sla_breach_is_an_error_check_and_one_webhook_post(setup, webhook):
     data = tick(sensor, monitoring, instance)
     sla = next(e for e in data.asset_events if e.check_name == "sla")
     assert (sla.passed, sla.severity) == (False, AssetCheckSeverity.ERROR)
-    assert len(webhook.received) == 1
-    assert webhook.received[0]["alert_type"] == "SLA_BREACH"
-    assert webhook.received[0]["component_name"] == "scd_workforce_state"
+    assert len(posted(webhook)) == 1
+    assert posted(webhook)[0]["alert_type"] == "SLA_BREACH"
+    assert posted(webhook)[0]["component_name"] == "scd_workforce_state"
     # the same breach again within the throttle window: persisted, not sent again
     materialize_year(monitoring, instance, "2025", seconds=0.35)
     tick(sensor, monitoring, instance, data.cursor)
-    assert len(webhook.received) == 1
+    assert len(posted(webhook)) == 1
     alerts = monitoring.get_store().alerts()
     breach = alerts[alerts.alert_type == "SLA_BREACH"]
     assert sorted(breach[breach.channel == "hook"]["status"]) == ["sent", "suppressed"]
@@ -121,10 +125,10 @@ def test_an_unreachable_webhook_leaves_the_alert_pending_until_it_is_back(setup,
     alerts = monitoring.get_store().alerts()
     hook = alerts[alerts.channel == "hook"].iloc[0]
     assert hook["status"] == "pending" and hook["attempts"] >= 1 and hook["last_error"]
-    back = LocalHttpServer(port)
+    back = RecordingServer(port)
     try:
         tick(sensor, monitoring, instance, data.cursor)  # nothing new: still retries what is pending
-        assert len(back.received) == 1
+        assert len(posted(back)) == 1
         alerts = monitoring.get_store().alerts()
         assert alerts[alerts.channel == "hook"].iloc[0]["status"] == "sent"
     finally:
@@ -161,7 +165,7 @@ def test_noise_is_not_a_regression_but_a_40_percent_step_is_major(setup, webhook
     assert rows["regression_severity"].tolist() == ["MAJOR"]
     assert 35 < rows["performance_degradation_pct"].iloc[0] < 50
     assert rows["baseline_run_id"].iloc[0].startswith("history-") or rows["baseline_run_id"].iloc[0]
-    assert [p["alert_type"] for p in webhook.received] == ["REGRESSION"]
+    assert [p["alert_type"] for p in posted(webhook)] == ["REGRESSION"]
 
 
 def test_failed_runs_are_cataloged_with_their_error_class(setup, tmp_path):
