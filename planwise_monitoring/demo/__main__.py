@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{headline['mon_regression_report']['planwise/regressions'].value}")
     print(f"\nRecorded in {d.MONITORING_DB} (mon_multi_year_performance; {runs} simulation run(s) so far).")
     print("Open the Dagster UI with `make ui`, then http://127.0.0.1:3000 "
-          "(Assets > workforce_simulation > a model > Plots).")
+          "(Catalog > a model, e.g. fct_yearly_events > Overview > Metadata > Plots).")
     return 0 if len(df) and (df["status"] == "SUCCESS").all() else 1
 
 
