@@ -20,11 +20,12 @@ import argparse
 import os
 import re
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
 
+from .measure import utcnow
 from .query import DEFAULT_LIMIT, NAMED_QUERIES, QueryError, run_query, run_summary
 from .store import MonitoringStore, StoreError
 
@@ -172,7 +173,7 @@ def _age(age: timedelta) -> str:
 def _prune(store: MonitoringStore, older_than: timedelta) -> None:
     if not store.path.exists():  # a write connection would create an empty database instead
         raise StoreError(f"monitoring database {store.path} does not exist yet (nothing was recorded)")
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = utcnow()
     removed = store.prune(older_than, now=now)
     print(f"removed rows older than {_age(older_than)} (before {now - older_than:%Y-%m-%d %H:%M:%S} UTC):")
     width = max(len(t) for t in removed)

@@ -11,7 +11,7 @@ the row count, and numeric headline figures (e.g. overall SLA compliance %), whi
 """
 
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import pandas as pd
 from dagster import (
@@ -26,6 +26,7 @@ from dagster import (
     define_asset_job,
 )
 
+from .measure import utcnow
 from .store import StoreSession
 
 GROUP = "planwise_monitoring"
@@ -93,7 +94,7 @@ def build_monitoring_assets(*, resource_key: str = "monitoring", window_days: in
                retry_policy=RetryPolicy(max_retries=3, delay=10), kinds={"duckdb"})
         def _report(context: AssetExecutionContext) -> MaterializeResult:
             store = getattr(context.resources, resource_key).get_store()
-            since = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(days=window_days)
+            since = utcnow() - timedelta(days=window_days)
             with store.session() as session:
                 df = build(session, since)
             metadata = {f"planwise/{k}": v for k, v in headlines(df).items()}

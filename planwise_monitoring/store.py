@@ -23,13 +23,14 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pandas as pd
 
+from .measure import utcnow
 from .records import PerformanceRecord
 from .sla import ANY, SlaRules
 from .spool import Spool
@@ -355,7 +356,7 @@ class MonitoringStore:
     def prune(self, older_than: timedelta, now: datetime | None = None) -> dict[str, int]:
         """Delete history older than ``older_than`` (by each table's own timestamp); keep the rest.
         Returns the rows removed per table. SLA definitions and the schema version are kept."""
-        cutoff = (now or datetime.now(timezone.utc).replace(tzinfo=None)) - older_than
+        cutoff = (now or utcnow()) - older_than
         removed = {}
         with self.session() as s:
             s.conn.execute("BEGIN")
