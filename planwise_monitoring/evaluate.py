@@ -16,7 +16,7 @@ from typing import Any
 from dagster import AssetCheckSeverity
 
 from .alert_policy import Alert, AlertType, Severity
-from .regression import RegressionSeverity, RegressionVerdict, detect_regression
+from .regression import MIN_DEGRADATION_PCT, RegressionSeverity, RegressionVerdict, detect_regression
 from .store import StoreSession
 
 CONFIRM_RUNS = 2  # a regression is confirmed by this many consecutive slow runs
@@ -90,7 +90,7 @@ class Evaluation:
             "current_run_id": r["simulation_run_id"], "baseline_execution_time": v.baseline_seconds,
             "current_execution_time": v.current_seconds, "performance_degradation_pct": v.degradation_pct,
             "regression_severity": v.severity.value if v.severity else None,
-            "regression_threshold_pct": 15.0, "robust_z": v.robust_z, "baseline_samples": v.samples,
+            "regression_threshold_pct": MIN_DEGRADATION_PCT, "robust_z": v.robust_z, "baseline_samples": v.samples,
         }
 
     def alerts(self) -> list[Alert]:

@@ -84,6 +84,7 @@ SEED_BASELINE_RUNS = 5  # the seed rule's baseline: mean of the last 5 runs
 # Every run confirming a regression must on its own be more than ``min_degradation_pct`` slower and
 # this many spreads above the baseline median, so that a one-off spike next to a normal run cannot
 # confirm; the significance test proper is on the mean of the judged runs (see the module docstring).
+MIN_DEGRADATION_PCT = 15.0  # the seed's MINOR band: smaller changes are never regressions
 CONFIRM_MIN_Z = 2.0
 
 
@@ -149,7 +150,7 @@ def detect_regression(
     *,
     min_samples: int = 5,
     window: int = 20,
-    min_degradation_pct: float = 15.0,
+    min_degradation_pct: float = MIN_DEGRADATION_PCT,
     z_threshold: float = 3.75,
     confirm_runs: int = 2,
     mad_floor_pct: float = 2.0,
