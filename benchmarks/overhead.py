@@ -31,7 +31,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, DagsterInstance, asset, materialize
 
 from planwise_monitoring import MonitoringResource, monitor_performance
-from planwise_monitoring.writer import writer_for
+from planwise_monitoring.store.writer import writer_for
 
 SLOW_SECONDS = 2.0
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}

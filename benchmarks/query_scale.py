@@ -26,8 +26,8 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from planwise_monitoring.query import NAMED_QUERIES, run_query
-from planwise_monitoring.store import MonitoringStore, StoreSession
+from planwise_monitoring.reporting.queries import NAMED_QUERIES, run_query
+from planwise_monitoring.store.duckdb import MonitoringStore, StoreSession
 
 SECONDS_TARGET = 1.0
 BYTES_TARGET = 100

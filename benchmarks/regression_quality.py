@@ -23,7 +23,7 @@ earlier run as history. :func:`seed_rule` judges run t against runs 0..t-1; :fun
 Recall of the small steps depends on the noise: a 30 % step is 1.8 sigma at sigma 0.15, so the
 second table splits recall by noise, and the recall targets are checked both overall and for the
 series with sigma < 0.10 (at sigma >= 0.10 the +30 % target is out of statistical reach within 3
-runs at <= 1 % false alarms; the arithmetic is in the docstring of planwise_monitoring.regression). The defaults of ``detect_regression`` were tuned with
+runs at <= 1 % false alarms; the arithmetic is in the docstring of planwise_monitoring.evaluation.regression). The defaults of ``detect_regression`` were tuned with
 ``--seed 1``; the figures quoted in reports come from the default ``--seed 0``.
 
     .venv/bin/python benchmarks/regression_quality.py                 # 2400 series, ~10 s
@@ -37,7 +37,7 @@ import time
 
 import numpy as np
 
-from planwise_monitoring.regression import detect_regression, seed_rule
+from planwise_monitoring.evaluation.regression import detect_regression, seed_rule
 
 STEPS_PCT = (0, 10, 20, 30, 40, 50, 60, 80)
 RUNS = 60

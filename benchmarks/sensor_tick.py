@@ -20,7 +20,7 @@ from pathlib import Path
 from dagster import AssetExecutionContext, DagsterInstance, StaticPartitionsDefinition, asset, build_sensor_context, materialize
 
 from planwise_monitoring import MonitoringResource, build_performance_sensor, monitor_performance
-from planwise_monitoring.store import MonitoringStore
+from planwise_monitoring.store.duckdb import MonitoringStore
 
 years = StaticPartitionsDefinition(["2025", "2026", "2027"])
 

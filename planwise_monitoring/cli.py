@@ -25,9 +25,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .measure import utcnow
-from .query import DEFAULT_LIMIT, NAMED_QUERIES, QueryError, run_query, run_summary
-from .store import MonitoringStore, StoreError
+from .recording.measure import utcnow
+from .reporting.queries import DEFAULT_LIMIT, NAMED_QUERIES, QueryError, run_query, run_summary
+from .store.duckdb import MonitoringStore, StoreError
 
 ALERT_COLUMNS = ["alert_id", "created_at", "status", "severity", "alert_type", "component_name",
                  "simulation_year", "channel", "attempts", "title"]

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from planwise_monitoring.records import SUCCESS, PerformanceRecord
+from planwise_monitoring.recording.records import SUCCESS, PerformanceRecord
 
 _HOLD_LOCK = """
 import sys, duckdb

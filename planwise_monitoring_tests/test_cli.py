@@ -4,11 +4,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from planwise_monitoring.alert_delivery import AlertDispatcher
-from planwise_monitoring.alert_policy import Alert, parse_alert_config
+from planwise_monitoring.alerting.delivery import AlertDispatcher
+from planwise_monitoring.alerting.policy import Alert, parse_alert_config
 from planwise_monitoring.cli import main, parse_age
-from planwise_monitoring.records import FAILED
-from planwise_monitoring.store import MonitoringStore
+from planwise_monitoring.recording.records import FAILED
+from planwise_monitoring.store.duckdb import MonitoringStore
 
 from .factories import make_record
 

@@ -22,14 +22,16 @@ from pydantic import Field
 
 from planwise_monitoring import (
     MonitoringResource,
+    build_monitoring_assets,
     build_monitoring_checks,
+    build_monitoring_schedule,
     build_performance_sensor,
     build_run_failure_sensor,
+    build_run_summary_sensor,
     monitor_performance,
+    monitored_dbt_build,
+    run_summaries_spec,
 )
-from planwise_monitoring.dbt import monitored_dbt_build
-from planwise_monitoring.reports import build_monitoring_assets, build_monitoring_schedule
-from planwise_monitoring.summaries import build_run_summary_sensor, run_summaries_spec
 
 REPO = Path(__file__).resolve().parents[2]
 DBT_PROJECT_DIR = Path(os.environ.get("PLANWISE_DBT_PROJECT_DIR", REPO / "dbt_project")).resolve()

@@ -1,0 +1,193 @@
+"""Sensors: judge every new materialization of the monitored assets, and catalog failed runs.
+
+    defs = Definitions(
+        assets=[scd_workforce_state],
+        asset_checks=[build_monitoring_checks([scd_workforce_state])],
+        sensors=[build_performance_sensor([scd_workforce_state], alert_config="alerts.yaml"),
+                 build_run_failure_sensor(alert_config="alerts.yaml")],
+        resources={"monitoring": MonitoringResource(...)},
+    )
+
+The performance sensor is a plain ``@sensor`` with a cursor of the last event storage id per
+asset: ``@asset_sensor`` only sees the newest event, so partitions materialized between two ticks
+would be skipped. Each tick replays the spool, judges each new record (SLA and regression, see
+:mod:`planwise_monitoring.evaluation.verdicts`) in one short database session, writes confirmed regressions to
+``mon_multi_year_regression``, reports the ``sla`` and ``regression`` check evaluations (the
+daemon stores them with ``report_runless_asset_event``, so they show on the asset's Checks tab),
+and hands alerts to the dispatcher, whose network I/O happens outside any database session.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from dagster import (
+    AssetCheckEvaluation,
+    AssetKey,
+    AssetRecordsFilter,
+    AssetsDefinition,
+    DefaultSensorStatus,
+    RunFailureSensorContext,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    run_failure_sensor,
+    sensor,
+)
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData,
+)
+
+from ..alerting.delivery import AlertDispatcher
+from ..alerting.policy import Alert, AlertConfig, AlertType, Severity, load_alert_config, parse_alert_config
+from .checks import PERFORMANCE_ID_KEY, REGRESSION_CHECK, SLA_CHECK, monitored_keys
+from ..evaluation.verdicts import evaluate_record
+from ..recording.measure import utcnow
+from ..redaction import redact
+from .resource import MonitoringResource, with_resource_parameter
+from ..store.duckdb import StoreError
+from ..reporting.summaries import user_error, write_run_summary
+
+_ERROR_MESSAGE_LIMIT = 4000
+
+
+def _alert_config(alert_config: AlertConfig | str | Path | None) -> AlertConfig:
+    if isinstance(alert_config, AlertConfig):
+        return alert_config
+    if alert_config is None:
+        return parse_alert_config({}, "default alert config")  # the Dagster log only
+    return load_alert_config(alert_config)
+
+
+def build_performance_sensor(assets: Sequence[AssetsDefinition | AssetKey], *,
+                             name: str = "planwise_performance_sensor", resource_key: str = "monitoring",
+                             alert_config: AlertConfig | str | Path | None = None,
+                             minimum_interval_seconds: int = 30,
+                             default_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING,
+                             max_events_per_tick: int = 500):
+    """A sensor that judges every new materialization of ``assets``; see the module docstring.
+    ``alert_config`` is parsed now, so a bad alert file fails at definitions load."""
+    keys = monitored_keys(assets)
+    config = _alert_config(alert_config)
+
+    @sensor(name=name, minimum_interval_seconds=minimum_interval_seconds, default_status=default_status,
+            required_resource_keys={resource_key},
+            description="Judges SLA and regressions after every materialization of the monitored assets.")
+    def _sensor(context: SensorEvaluationContext):
+        monitoring: MonitoringResource = getattr(context.resources, resource_key)
+        cursor: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
+        new = []
+        for key in keys:
+            result = context.instance.fetch_materializations(
+                AssetRecordsFilter(asset_key=key, after_storage_id=cursor.get(key.to_user_string())),
+                limit=max_events_per_tick, ascending=True,
+            )
+            new += [(key, record) for record in result.records]
+        store = monitoring.get_store()
+        dispatcher = AlertDispatcher(store, config, context.log)
+        if not new:
+            dispatcher.retry_pending()
+            return SkipReason("no new materializations of monitored assets")
+        try:
+            store.replay_spool(monitoring.get_sla_rules())
+            evaluations, check_events = [], []
+            with store.session() as session:  # one short write session per tick
+                by_id = {}
+                for key, record in new:
+                    performance_id = record.asset_materialization.metadata.get(PERFORMANCE_ID_KEY)
+                    if performance_id is not None:
+                        by_id[performance_id.value] = (key, record)
+                rows = {str(r["performance_id"]): r for r in session.performance(list(by_id))}
+                for performance_id, (key, record) in by_id.items():
+                    if performance_id not in rows:
+                        context.log.warning(f"planwise-monitoring: record {performance_id} of {key.to_user_string()} "
+                                            "is not in the monitoring database")
+                        continue
+                    evaluation = evaluate_record(session, rows[performance_id])
+                    evaluations.append(evaluation)
+                    check_events += _check_evaluations(key, record, evaluation)
+                session.insert_regressions([row for e in evaluations if (row := e.regression_row())])
+        except StoreError as exc:  # locked for long: judge these events on the next tick
+            dispatcher.retry_pending()
+            return SkipReason(f"monitoring database unavailable, will retry: {exc}")
+        alerts = [alert for e in evaluations for alert in e.alerts()]
+        report = dispatcher.dispatch(alerts)
+        dispatcher.retry_pending()
+        events = monitoring.get_event_log()
+        if events is not None:
+            for e in evaluations:
+                r, v = e.record, e.regression
+                events.event("evaluated", run_id=r["simulation_run_id"], asset=r["asset_key"],
+                             simulation_year=r["simulation_year"], component=r["component_name"],
+                             performance_id=str(r["performance_id"]), sla_status=r["sla_status"],
+                             regression=(v.severity.value if v and v.is_regression
+                                         else "SUSPECTED" if v and v.suspected else None))
+            if alerts:
+                events.event("alerts_dispatched", level="WARNING", alerts=len(alerts), outcome=str(report))
+        for key, record in new:
+            cursor[key.to_user_string()] = max(cursor.get(key.to_user_string(), 0), record.storage_id)
+        return SensorResult(asset_events=check_events, cursor=json.dumps(cursor, sort_keys=True))
+
+    return _sensor
+
+
+def _check_evaluations(key: AssetKey, record, evaluation) -> list[AssetCheckEvaluation]:
+    target = AssetCheckEvaluationTargetMaterializationData(
+        storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
+    )
+    partition = record.asset_materialization.partition
+    # No `partition=`: Dagster's store keeps one run-less evaluation per (check, run, partition), so a
+    # second evaluation of the same partition would be refused; the partition goes in the metadata.
+    return [
+        AssetCheckEvaluation(asset_key=key, check_name=name, passed=outcome.passed, severity=outcome.severity,
+                             description=outcome.description,
+                             metadata={**outcome.metadata, **({"partition": partition} if partition else {})},
+                             target_materialization_data=target)
+        for name, outcome in [(SLA_CHECK, evaluation.sla_check), (REGRESSION_CHECK, evaluation.regression_check)]
+    ]
+
+
+def build_run_failure_sensor(*, name: str = "planwise_run_failure_sensor", resource_key: str = "monitoring",
+                             alert_config: AlertConfig | str | Path | None = None,
+                             artifacts_dir: str | Path | None = "artifacts",
+                             default_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING):
+    """A run-failure sensor that catalogs each failed run in ``mon_run_failures`` (error class and
+    message of the first failed step, or of the run), writes its summary under ``artifacts_dir``
+    (see :mod:`planwise_monitoring.reporting.summaries`; None: no summary) and sends a RUN_FAILURE alert."""
+    config = _alert_config(alert_config)
+
+    def _on_failure(context: RunFailureSensorContext, **resources: MonitoringResource) -> None:
+        monitoring = resources[resource_key]
+        run = context.dagster_run
+        errors = [user_error(e.event_specific_data.error) for e in context.get_step_failure_events()
+                  if e.event_specific_data and e.event_specific_data.error]
+        failed_steps = [e.step_key for e in context.get_step_failure_events()]
+        error = errors[0] if errors else (context.failure_event.event_specific_data.error
+                                          if context.failure_event.event_specific_data else None)
+        error_class = error.cls_name if error else None
+        message = redact(error.message.strip() if error else context.failure_event.message or "") or ""
+        partition = run.tags.get("dagster/partition")
+        store = monitoring.get_store()
+        if artifacts_dir is not None:
+            write_run_summary(context.instance, run, store, artifacts_dir, monitoring.get_event_log())
+        with store.session() as session:
+            session.insert_run_failure({
+                "dagster_run_id": run.run_id, "job_name": run.job_name, "failed_at": utcnow(),
+                "partition_key": partition, "failed_steps": ", ".join(failed_steps) or None,
+                "error_class": error_class, "error_message": message[:_ERROR_MESSAGE_LIMIT],
+            })
+        year = int(partition) if partition and partition.isdigit() else None
+        AlertDispatcher(store, config, context.log).dispatch([Alert(
+            alert_type=AlertType.RUN_FAILURE, severity=Severity.ERROR, component_name=run.job_name,
+            simulation_year=year, scenario=run.tags.get("planwise/scenario", monitoring.scenario),
+            title=f"Run failed: {run.job_name}{f' {partition}' if partition else ''} ({error_class or 'unknown error'})",
+            message=message[:1000], simulation_run_id=run.run_id,
+            details=(("failed_steps", ", ".join(failed_steps)), ("error_class", error_class or "")),
+        )])
+
+    return run_failure_sensor(
+        name=name, default_status=default_status,
+        description="Catalogs failed runs (error class), writes their summaries and alerts on them.",
+    )(with_resource_parameter(_on_failure, RunFailureSensorContext, resource_key))

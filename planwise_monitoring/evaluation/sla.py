@@ -1,0 +1,239 @@
+"""SLA rules: which thresholds apply to a component, and what a duration means against them.
+
+Pure decisions, no I/O except reading a YAML file in :func:`load_sla_file`.
+
+A definition applies to a component by name first, then by component type, then the default::
+
+    from planwise_monitoring.evaluation.sla import SlaRules, SlaDefinition
+
+    rules = SlaRules([SlaDefinition(sla_threshold_seconds=120, warning_threshold_seconds=90,
+                                    component_name="scd_workforce_state", component_type="SCD")])
+    verdict = rules.evaluate("scd_workforce_state", "SCD", duration_seconds=100.0)
+    assert verdict.sla_status == "SLA_WARNING"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from ..yaml_files import read_yaml
+
+ANY = "*"  # stands for "any component" in mon_sla_definitions, whose columns are NOT NULL
+
+
+class SlaConfigError(ValueError):
+    """An SLA definition or SLA file is malformed; the message names the entry."""
+
+
+class SlaStatus(str, Enum):
+    WITHIN_SLA = "WITHIN_SLA"
+    SLA_WARNING = "SLA_WARNING"
+    SLA_BREACH = "SLA_BREACH"
+
+
+class PerformanceCategory(str, Enum):
+    EXCELLENT = "EXCELLENT"  # at most half the breach threshold
+    GOOD = "GOOD"  # at most the warning threshold
+    POOR = "POOR"  # past the warning threshold, within the breach threshold
+    CRITICAL = "CRITICAL"  # past the breach threshold
+
+
+@dataclass(frozen=True)
+class SlaDefinition:
+    """Thresholds for one component (by name), one component type, or the default (neither).
+
+    With ``record_count_threshold > 0`` the thresholds hold up to that many output records and
+    scale linearly beyond it, so a year with twice the workforce gets twice the time.
+    """
+
+    sla_threshold_seconds: float
+    warning_threshold_seconds: float
+    component_name: str | None = None
+    component_type: str | None = None
+    record_count_threshold: int = 0
+    is_active: bool = True
+
+    def thresholds_for(self, output_records: int | None) -> tuple[float, float]:
+        """(warning, breach) thresholds for a step that produced ``output_records`` records."""
+        scale = 1.0
+        if self.record_count_threshold > 0 and output_records and output_records > self.record_count_threshold:
+            scale = output_records / self.record_count_threshold
+        return self.warning_threshold_seconds * scale, self.sla_threshold_seconds * scale
+
+
+@dataclass(frozen=True)
+class SlaVerdict:
+    """What a step's duration means against the SLA that applies to it."""
+
+    definition: SlaDefinition
+    warning_threshold_seconds: float
+    sla_threshold_seconds: float
+    sla_status: SlaStatus | None
+    performance_category: PerformanceCategory | None
+
+
+# The seed specification's defaults (003, "initialize_monitoring").
+DEFAULT_SLA_DEFINITIONS: tuple[SlaDefinition, ...] = (
+    SlaDefinition(120, 90, component_name="scd_workforce_state", component_type="SCD"),
+    SlaDefinition(300, 240, component_name="fct_yearly_events", component_type="EVENT_GENERATION"),
+    SlaDefinition(30, 20, component_name="int_baseline_workforce", component_type="WORKFORCE_PREPARATION"),
+    SlaDefinition(1800, 1200, component_name="multi_year_simulation", component_type="FULL_SIMULATION"),
+)
+DEFAULT_SLA = SlaDefinition(sla_threshold_seconds=300, warning_threshold_seconds=240)
+
+
+def sla_status(duration_seconds: float, warning_threshold: float, breach_threshold: float) -> SlaStatus:
+    if duration_seconds > breach_threshold:
+        return SlaStatus.SLA_BREACH
+    if duration_seconds > warning_threshold:
+        return SlaStatus.SLA_WARNING
+    return SlaStatus.WITHIN_SLA
+
+
+def performance_category(
+    duration_seconds: float, warning_threshold: float, breach_threshold: float
+) -> PerformanceCategory:
+    if duration_seconds > breach_threshold:
+        return PerformanceCategory.CRITICAL
+    if duration_seconds > warning_threshold:
+        return PerformanceCategory.POOR
+    if duration_seconds > breach_threshold / 2:
+        return PerformanceCategory.GOOD
+    return PerformanceCategory.EXCELLENT
+
+
+class SlaRules:
+    """The active SLA definitions and the default, with name → type → default matching."""
+
+    def __init__(self, definitions: Iterable[SlaDefinition] = DEFAULT_SLA_DEFINITIONS,
+                 default: SlaDefinition = DEFAULT_SLA):
+        self.definitions: tuple[SlaDefinition, ...] = tuple(d for d in definitions if d.is_active)
+        self.default = default
+        self._by_name = {d.component_name: d for d in self.definitions if d.component_name}
+        # A type-only entry wins over a named entry that happens to share the type.
+        self._by_type: dict[str, SlaDefinition] = {}
+        for d in sorted(self.definitions, key=lambda d: d.component_name is not None):
+            if d.component_type:
+                self._by_type.setdefault(d.component_type, d)
+
+    def resolve(self, component_name: str, component_type: str) -> SlaDefinition:
+        return self._by_name.get(component_name) or self._by_type.get(component_type) or self.default
+
+    def evaluate(self, component_name: str, component_type: str, duration_seconds: float,
+                 output_records: int | None = None, succeeded: bool = True) -> SlaVerdict:
+        """Judge a duration. A failed step gets a status only once it has certainly missed the SLA:
+        a fast failure is not "within SLA", a slow one is a breach either way."""
+        definition = self.resolve(component_name, component_type)
+        warning, breach = definition.thresholds_for(output_records)
+        status: SlaStatus | None = sla_status(duration_seconds, warning, breach)
+        category: PerformanceCategory | None = performance_category(duration_seconds, warning, breach)
+        if not succeeded and status is not SlaStatus.SLA_BREACH:
+            status = category = None
+        return SlaVerdict(definition, warning, breach, status, category)
+
+    def table_rows(self) -> list[SlaDefinition]:
+        """Every definition including the default, as stored in ``mon_sla_definitions``."""
+        return [*self.definitions, self.default]
+
+
+_FIELDS = {f.name for f in dataclasses.fields(SlaDefinition)}
+
+
+def parse_sla_definition(raw: Any, where: str, *, is_default: bool = False) -> SlaDefinition:
+    """Validate one mapping into an :class:`SlaDefinition`; errors name ``where``."""
+    if not isinstance(raw, Mapping):
+        raise SlaConfigError(f"{where}: expected a mapping of SLA fields, got {type(raw).__name__}")
+    label = where
+    if raw.get("component_name") or raw.get("component_type"):
+        label += f" ({', '.join(f'{k}={raw[k]!r}' for k in ('component_name', 'component_type') if raw.get(k))})"
+    unknown = sorted(set(map(str, raw)) - _FIELDS)
+    if unknown:
+        raise SlaConfigError(f"{label}: unknown key(s) {unknown}; allowed: {sorted(_FIELDS)}")
+    for key in ("sla_threshold_seconds", "warning_threshold_seconds"):
+        if key not in raw:
+            raise SlaConfigError(f"{label}: missing {key}")
+        value = raw[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise SlaConfigError(f"{label}: {key} must be a positive number, got {value!r}")
+    if raw["warning_threshold_seconds"] >= raw["sla_threshold_seconds"]:
+        raise SlaConfigError(
+            f"{label}: warning_threshold_seconds ({raw['warning_threshold_seconds']}) must be less than "
+            f"sla_threshold_seconds ({raw['sla_threshold_seconds']})"
+        )
+    records = raw.get("record_count_threshold", 0)
+    if isinstance(records, bool) or not isinstance(records, int) or records < 0:
+        raise SlaConfigError(f"{label}: record_count_threshold must be a whole number >= 0, got {records!r}")
+    for key in ("component_name", "component_type"):
+        value = raw.get(key)
+        if value is None:
+            continue
+        if is_default:
+            raise SlaConfigError(f"{label}: the default applies to every component; remove {key}")
+        if not isinstance(value, str) or not value.strip() or value.strip() == ANY:
+            raise SlaConfigError(f"{label}: {key} must be a non-empty name, got {value!r}")
+    if not is_default and not (raw.get("component_name") or raw.get("component_type")):
+        raise SlaConfigError(f"{label}: needs component_name or component_type (or put it under 'default')")
+    if not isinstance(raw.get("is_active", True), bool):
+        raise SlaConfigError(f"{label}: is_active must be true or false")
+    return SlaDefinition(
+        sla_threshold_seconds=float(raw["sla_threshold_seconds"]),
+        warning_threshold_seconds=float(raw["warning_threshold_seconds"]),
+        component_name=raw.get("component_name"),
+        component_type=raw.get("component_type"),
+        record_count_threshold=records,
+        is_active=raw.get("is_active", True),
+    )
+
+
+def parse_sla_config(raw: Any, source: str) -> tuple[list[SlaDefinition], SlaDefinition | None]:
+    """Parse ``{"default": {...}, "definitions": [...]}`` (or a bare list of definitions)."""
+    if raw is None:
+        return [], None
+    if isinstance(raw, list):
+        raw = {"definitions": raw}
+    if not isinstance(raw, Mapping):
+        raise SlaConfigError(f"{source}: expected 'definitions:' (a list) and optionally 'default:'")
+    unknown = sorted(set(map(str, raw)) - {"definitions", "default"})
+    if unknown:
+        raise SlaConfigError(f"{source}: unknown top-level key(s) {unknown}; allowed: ['default', 'definitions']")
+    entries = raw.get("definitions") or []
+    if not isinstance(entries, list):
+        raise SlaConfigError(f"{source}: 'definitions' must be a list")
+    definitions = [parse_sla_definition(e, f"{source}: definitions[{i}]") for i, e in enumerate(entries)]
+    check_unique(definitions, source)
+    default = None
+    if raw.get("default") is not None:
+        default = parse_sla_definition(raw["default"], f"{source}: default", is_default=True)
+    return definitions, default
+
+
+def check_unique(definitions: Sequence[SlaDefinition], source: str) -> None:
+    seen: dict[tuple[str | None, str | None], int] = {}
+    for i, d in enumerate(definitions):
+        key = (d.component_name, None if d.component_name else d.component_type)
+        if key in seen:
+            raise SlaConfigError(
+                f"{source}: definitions[{i}] repeats definitions[{seen[key]}] for "
+                f"{'component_name=' + repr(d.component_name) if d.component_name else 'component_type=' + repr(d.component_type)}"
+            )
+        seen[key] = i
+
+
+def load_sla_file(path: str | Path) -> tuple[list[SlaDefinition], SlaDefinition | None]:
+    """Read an SLA YAML file (format in the README's "SLAs" section)."""
+    return parse_sla_config(read_yaml(path, "SLA file", SlaConfigError), str(path))
+
+
+def merge_definitions(base: Sequence[SlaDefinition], overrides: Sequence[SlaDefinition]) -> list[SlaDefinition]:
+    """``overrides`` replace ``base`` entries for the same component name (or the same type-only key)."""
+    def key(d: SlaDefinition) -> tuple[str | None, str | None]:
+        return (d.component_name, None if d.component_name else d.component_type)
+
+    merged = {key(d): d for d in base}
+    merged.update({key(d): d for d in overrides})
+    return list(merged.values())

@@ -1,0 +1,119 @@
+"""Monitoring assets: trend, SLA-compliance, regression and memory-growth tables built in the
+monitoring database, and a schedule that rebuilds them daily.
+
+    reports = build_monitoring_assets()
+    defs = Definitions(assets=[*simulation_assets, *reports],
+                       schedules=[build_monitoring_schedule(reports)],
+                       resources={"monitoring": MonitoringResource(...)})
+
+Each materialization carries what a person reads in the UI: a Markdown preview of the worst rows,
+the row count, and numeric headline figures (e.g. overall SLA compliance %), which plot over time.
+"""
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+import pandas as pd
+from dagster import (
+    AssetExecutionContext,
+    AssetsDefinition,
+    DefaultScheduleStatus,
+    MaterializeResult,
+    MetadataValue,
+    RetryPolicy,
+    ScheduleDefinition,
+    asset,
+    define_asset_job,
+)
+
+from ..recording.measure import utcnow
+from ..store.duckdb import StoreSession
+
+GROUP = "planwise_monitoring"
+PREVIEW_ROWS = 10
+
+
+def markdown_table(df: pd.DataFrame, rows: int = PREVIEW_ROWS) -> str:
+    """A small Markdown table of the first rows (floats to 2 decimals)."""
+    if df.empty:
+        return "_no rows_"
+    head = df.head(rows)
+    cells = [[f"{v:,.2f}" if isinstance(v, float) else ("" if pd.isna(v) else str(v)) for v in row]
+             for row in head.itertuples(index=False)]
+    lines = ["| " + " | ".join(map(str, head.columns)) + " |", "|" + "---|" * len(head.columns)]
+    lines += ["| " + " | ".join(row) + " |" for row in cells]
+    if len(df) > rows:
+        lines.append(f"\n_{len(df) - rows:,} more rows_")
+    return "\n".join(lines)
+
+
+def _headlines_trends(df: pd.DataFrame) -> dict:
+    return {"components": int(df["component_name"].nunique()) if len(df) else 0,
+            "runs": int(df["run_count"].sum()) if len(df) else 0,
+            "sla_breaches": int(df["sla_breaches"].sum()) if len(df) else 0}
+
+
+def _headlines_compliance(df: pd.DataFrame) -> dict:
+    total = int(df["total_runs"].sum()) if len(df) else 0
+    breaches = int(df["sla_breaches"].sum()) if len(df) else 0
+    return {"overall_compliance_pct": round(100.0 * (total - breaches) / total, 2) if total else 100.0,
+            "sla_breaches": int(df["sla_breaches"].sum()) if len(df) else 0,
+            "sla_warnings": int(df["sla_warnings"].sum()) if len(df) else 0,
+            "worst_component_compliance_pct": float(df["sla_compliance_pct"].min()) if len(df) else 100.0}
+
+
+def _headlines_regressions(df: pd.DataFrame) -> dict:
+    counts = df["regression_severity"].value_counts() if len(df) else {}
+    return {"regressions": len(df), **{s.lower(): int(counts.get(s, 0)) for s in ("CRITICAL", "MAJOR", "MINOR")}}
+
+
+def _headlines_memory(df: pd.DataFrame) -> dict:
+    growth = df["growth_since_first_year_mb"].dropna() if len(df) else pd.Series(dtype=float)
+    return {"max_growth_mb": round(float(growth.max()), 2) if len(growth) else 0.0,
+            "max_peak_memory_mb": round(float(df["peak_memory_mb"].max()), 2) if len(df) else 0.0}
+
+
+_REPORTS: list[tuple[str, str, Callable[[StoreSession, datetime], pd.DataFrame], Callable[[pd.DataFrame], dict]]] = [
+    ("mon_performance_trends", "Per component, simulation year, scenario and day: runs, avg/min/max/p95 "
+     "duration and SLA breaches.", StoreSession.build_performance_trends, _headlines_trends),
+    ("mon_sla_compliance", "Per component: runs within SLA, with a warning, breaching, and compliance %.",
+     StoreSession.build_sla_compliance, _headlines_compliance),
+    ("mon_regression_report", "Regressions detected in the window, worst first.",
+     StoreSession.build_regression_report, _headlines_regressions),
+    ("mon_memory_growth", "Peak memory per simulation, component and year, and its growth since the "
+     "simulation's first year (a view).", lambda s, _since: s.build_memory_growth(), _headlines_memory),
+]
+
+
+def build_monitoring_assets(*, resource_key: str = "monitoring", window_days: int = 30,
+                            group_name: str = GROUP) -> list[AssetsDefinition]:
+    """The four monitoring assets, built from the last ``window_days`` of history."""
+
+    def make(name: str, description: str, build, headlines) -> AssetsDefinition:
+        @asset(name=name, group_name=group_name, description=description, required_resource_keys={resource_key},
+               retry_policy=RetryPolicy(max_retries=3, delay=10), kinds={"duckdb"})
+        def _report(context: AssetExecutionContext) -> MaterializeResult:
+            store = getattr(context.resources, resource_key).get_store()
+            since = utcnow() - timedelta(days=window_days)
+            with store.session() as session:
+                df = build(session, since)
+            metadata = {f"planwise/{k}": v for k, v in headlines(df).items()}
+            return MaterializeResult(metadata={
+                **metadata,
+                "dagster/row_count": len(df),
+                "preview": MetadataValue.md(markdown_table(df)),
+                "window_days": window_days,
+            })
+
+        return _report
+
+    return [make(*report) for report in _REPORTS]
+
+
+def build_monitoring_schedule(assets: Sequence[AssetsDefinition], *, cron_schedule: str = "0 6 * * *",
+                              name: str = "planwise_monitoring_daily",
+                              default_status: DefaultScheduleStatus = DefaultScheduleStatus.RUNNING
+                              ) -> ScheduleDefinition:
+    """A schedule that materializes the monitoring assets (daily at 06:00 by default)."""
+    job = define_asset_job(f"{name}_job", selection=[a.key for a in assets])
+    return ScheduleDefinition(name=name, job=job, cron_schedule=cron_schedule, default_status=default_status)

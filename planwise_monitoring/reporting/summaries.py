@@ -1,0 +1,207 @@
+"""Run summaries: when a run ends, ``artifacts/runs/<run_id>/summary.json`` and ``summary.txt``.
+
+    sensors = [build_run_summary_sensor(artifacts_dir="artifacts"),
+               build_run_failure_sensor(artifacts_dir="artifacts")]   # summaries of failed runs too
+
+A summary holds the run's start, end, duration and status; per-year and per-component timings
+from the monitoring database; the slowest components (bottlenecks); SLA breaches; regressions;
+memory across years; each error with its class and stack trace; the run's config and tags; and
+the environment. It is also reported as an observation of the ``planwise_run_summaries`` asset, so
+the Dagster UI lists every summary with its headline figures.
+"""
+
+import json
+import os
+import platform
+import socket
+import sys
+from datetime import datetime, timezone
+from importlib import metadata as package_metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from dagster import (
+    AssetKey,
+    AssetObservation,
+    AssetSpec,
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRun,
+    DefaultSensorStatus,
+    MetadataValue,
+    DagsterRunStatus,
+    RunStatusSensorContext,
+    run_status_sensor,
+)
+
+from ..events import JsonEventLog
+from ..redaction import redact
+from ..defs.resource import MonitoringResource, with_resource_parameter
+from ..store.duckdb import MonitoringStore, StoreError
+
+RUN_SUMMARIES = AssetKey("planwise_run_summaries")
+run_summaries_spec = AssetSpec(RUN_SUMMARIES, group_name="planwise_monitoring",
+                               description="One observation per finished run: its summary's headline figures.")
+BOTTLENECKS = 5
+
+
+def user_error(error):
+    """The user's own exception under Dagster's wrappers (DagsterExecutionStepExecutionError …)."""
+    while error.cause is not None and error.cls_name.startswith("Dagster"):
+        error = error.cause
+    return error
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": sys.version.split()[0]}
+    for package in ("dagster", "dagster-dbt", "dbt-core", "duckdb", "planwise-monitoring"):
+        try:
+            out[package] = package_metadata.version(package)
+        except package_metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _errors(instance: DagsterInstance, run_id: str) -> list[dict[str, Any]]:
+    errors = []
+    entries = instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE)
+    # the run's own failure only when no step failed (e.g. a resource that could not start)
+    for entry in entries or instance.all_logs(run_id, of_type=DagsterEventType.RUN_FAILURE):
+        data = entry.dagster_event.event_specific_data
+        error = getattr(data, "error", None)
+        if error is None:
+            continue
+        chain = []
+        while error is not None:
+            chain.append(error)
+            error = error.cause
+        user = user_error(chain[0])
+        errors.append({
+            "step": entry.step_key,
+            "error_class": user.cls_name,
+            "message": redact(user.message.strip()),
+            "stack_trace": redact("".join(e.cls_name + ": " + e.message + "".join(e.stack) for e in chain)),
+        })
+    return errors
+
+
+def run_summary(instance: DagsterInstance, run: DagsterRun, store: MonitoringStore) -> dict[str, Any]:
+    """Everything a person wants to know about a finished run, as JSON-ready data."""
+    stats = instance.get_run_stats(run.run_id)
+    start = datetime.fromtimestamp(stats.start_time, timezone.utc) if stats.start_time else None
+    end = datetime.fromtimestamp(stats.end_time, timezone.utc) if stats.end_time else None
+    rows, regressions = pd.DataFrame(), pd.DataFrame()
+    monitoring_error = None
+    try:
+        with store.session(read_only=True) as session:
+            rows, regressions = session.run_rows(run.run_id), session.run_regressions(run.run_id)
+    except StoreError as exc:
+        monitoring_error = str(exc)
+    components = [
+        {"simulation_year": None if pd.isna(r.simulation_year) else int(r.simulation_year),
+         "component": r.component_name, "component_type": r.component_type, "status": r.status,
+         "seconds": round(float(r.execution_time_seconds), 3),
+         "peak_memory_mb": None if pd.isna(r.memory_usage_mb) else round(float(r.memory_usage_mb), 1),
+         "output_records": None if pd.isna(r.output_record_count) else int(r.output_record_count),
+         "sla_status": r.sla_status}
+        for r in rows.itertuples()
+    ]
+    per_year: dict[str, dict[str, float]] = {}
+    for c in components:
+        per_year.setdefault(str(c["simulation_year"]), {})[c["component"]] = c["seconds"]
+    memory = {}
+    for c in components:
+        if c["simulation_year"] is not None and c["peak_memory_mb"] is not None:
+            year = str(c["simulation_year"])
+            memory[year] = max(memory.get(year, 0.0), c["peak_memory_mb"])
+    return {
+        "run_id": run.run_id,
+        "job_name": run.job_name,
+        "status": run.status.value,
+        "started_at": start.isoformat() if start else None,
+        "ended_at": end.isoformat() if end else None,
+        "duration_seconds": round(stats.end_time - stats.start_time, 3) if stats.start_time and stats.end_time else None,
+        "partition_key": run.tags.get("dagster/partition"),
+        "per_year": per_year,
+        "components": components,
+        "bottlenecks": sorted(components, key=lambda c: c["seconds"], reverse=True)[:BOTTLENECKS],
+        "sla_breaches": [c for c in components if c["sla_status"] == "SLA_BREACH"],
+        "regressions": json.loads(regressions.to_json(orient="records", date_format="iso")) if len(regressions) else [],
+        "peak_memory_mb_by_year": memory,
+        "errors": _errors(instance, run.run_id),
+        "config": json.loads(redact(json.dumps(run.run_config, default=str))),
+        "tags": {k: redact(v) for k, v in run.tags.items()},
+        "environment": {"host": socket.gethostname(), "platform": platform.platform(), "pid": os.getpid(),
+                        **_versions()},
+        "monitoring_error": monitoring_error,
+    }
+
+
+def format_summary(s: dict[str, Any]) -> str:
+    """The readable version of a summary."""
+    lines = [f"Run {s['run_id']} ({s['job_name']}{', partition ' + s['partition_key'] if s['partition_key'] else ''})",
+             f"  status {s['status']}, {s['duration_seconds']}s, from {s['started_at']} to {s['ended_at']}"]
+    if s["per_year"]:
+        lines.append("Per year and component (seconds):")
+        for year, parts in s["per_year"].items():
+            lines.append(f"  {year}: " + ", ".join(f"{name} {sec:g}" for name, sec in parts.items()))
+    if s["bottlenecks"]:
+        lines.append("Slowest components:")
+        lines += [f"  {c['component']} {c['simulation_year'] or ''} {c['seconds']}s ({c['sla_status'] or c['status']})"
+                  for c in s["bottlenecks"]]
+    lines.append(f"SLA breaches: {len(s['sla_breaches'])}" + "".join(
+        f"\n  {c['component']} {c['simulation_year'] or ''} {c['seconds']}s" for c in s["sla_breaches"]))
+    lines.append(f"Regressions: {len(s['regressions'])}" + "".join(
+        f"\n  {r['component_name']} {r['regression_severity']} {r['performance_degradation_pct']:+.1f}%"
+        for r in s["regressions"]))
+    if s["peak_memory_mb_by_year"]:
+        lines.append("Peak memory by year (MB): " + ", ".join(f"{y} {mb:g}" for y, mb in s["peak_memory_mb_by_year"].items()))
+    for e in s["errors"]:
+        lines += [f"Error in {e['step'] or 'the run'}: {e['error_class']}: {e['message']}", e["stack_trace"]]
+    if s["monitoring_error"]:
+        lines.append(f"Monitoring database: {s['monitoring_error']}")
+    return "\n".join(lines) + "\n"
+
+
+def write_run_summary(instance: DagsterInstance, run: DagsterRun, store: MonitoringStore,
+                      artifacts_dir: str | Path, event_log: JsonEventLog | None = None) -> Path:
+    """Write the summary files and report them as an observation; returns the run's directory."""
+    summary = run_summary(instance, run, store)
+    directory = Path(artifacts_dir) / "runs" / run.run_id
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    (directory / "summary.txt").write_text(format_summary(summary))
+    if event_log is not None:
+        event_log.event("run_summary_written", level="ERROR" if summary["errors"] else "INFO", run_id=run.run_id,
+                        status=summary["status"], duration_seconds=summary["duration_seconds"],
+                        sla_breaches=len(summary["sla_breaches"]), errors=len(summary["errors"]),
+                        path=str(directory / "summary.json"))
+    instance.report_runless_asset_event(AssetObservation(asset_key=RUN_SUMMARIES, metadata={
+        "run_id": run.run_id,
+        "status": summary["status"],
+        "duration_seconds": summary["duration_seconds"] or 0.0,
+        "sla_breaches": len(summary["sla_breaches"]),
+        "regressions": len(summary["regressions"]),
+        "errors": len(summary["errors"]),
+        "summary": MetadataValue.path(str((directory / "summary.txt").resolve())),
+        "slowest": MetadataValue.md("\n".join(
+            f"- {c['component']} {c['simulation_year'] or ''}: {c['seconds']}s" for c in summary["bottlenecks"]) or "_none_"),
+    }))
+    return directory
+
+
+def build_run_summary_sensor(*, artifacts_dir: str | Path = "artifacts", resource_key: str = "monitoring",
+                             name: str = "planwise_run_summary_sensor",
+                             default_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING):
+    """Writes the summary of every successful run (failed runs: ``build_run_failure_sensor``)."""
+
+    def _on_success(context: RunStatusSensorContext, **resources: MonitoringResource) -> None:
+        monitoring = resources[resource_key]
+        write_run_summary(context.instance, context.dagster_run, monitoring.get_store(), artifacts_dir,
+                          monitoring.get_event_log())
+
+    return run_status_sensor(
+        run_status=DagsterRunStatus.SUCCESS, name=name, default_status=default_status,
+        description="Writes artifacts/runs/<run_id>/summary.json and .txt when a run succeeds.",
+    )(with_resource_parameter(_on_success, RunStatusSensorContext, resource_key))

@@ -1,0 +1,216 @@
+from __future__ import annotations
+
+import multiprocessing
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from planwise_monitoring.recording.records import FAILED
+from planwise_monitoring.evaluation.sla import SlaDefinition, SlaRules
+from planwise_monitoring.store.duckdb import SCHEMA_VERSION, MonitoringStore, StoreError, StoreLockedError
+from planwise_monitoring.store.writer import writer_for
+
+from ..factories import lock_held_by_another_process, make_record
+
+SEED_COLUMNS = {
+    "mon_multi_year_performance": [
+        "performance_id", "simulation_run_id", "simulation_year", "component_name", "component_type",
+        "execution_start_time", "execution_end_time", "execution_time_seconds", "memory_usage_mb",
+        "input_record_count", "output_record_count", "records_per_second", "sla_threshold_seconds",
+        "sla_status", "performance_category", "year_over_year_change_pct",
+        "cumulative_execution_time_seconds", "created_at",
+    ],
+    "mon_multi_year_regression": [
+        "regression_id", "component_name", "baseline_run_id", "current_run_id", "baseline_execution_time",
+        "current_execution_time", "performance_degradation_pct", "regression_severity",
+        "regression_threshold_pct", "detection_timestamp", "investigation_status",
+    ],
+    "mon_sla_definitions": [
+        "sla_id", "component_name", "component_type", "sla_threshold_seconds", "warning_threshold_seconds",
+        "record_count_threshold", "is_active", "created_at",
+    ],
+}
+
+
+def test_schema_has_the_seed_tables_and_columns_and_a_version(db_path: Path):
+    store = MonitoringStore(db_path)
+    store.write([])
+    store.write([])  # idempotent
+    with duckdb.connect(str(db_path), read_only=True) as conn:
+        for table, columns in SEED_COLUMNS.items():
+            have = {r[0] for r in conn.execute(f"DESCRIBE {table}").fetchall()}
+            assert set(columns) <= have, (table, set(columns) - have)
+        assert conn.execute("SELECT max(version), count(*) FROM mon_schema_version").fetchone() == (
+            SCHEMA_VERSION, SCHEMA_VERSION)
+
+
+def test_an_older_database_is_migrated_and_keeps_its_rows(db_path: Path):
+    from planwise_monitoring.store.duckdb import MIGRATIONS
+
+    record = make_record()
+    with duckdb.connect(str(db_path)) as conn:  # a database as version 1 left it
+        conn.execute("CREATE TABLE mon_schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)")
+        for statement in MIGRATIONS[1]:
+            conn.execute(statement)
+        conn.execute("INSERT INTO mon_schema_version (version) VALUES (1)")
+        conn.execute("INSERT INTO mon_multi_year_performance (performance_id, simulation_run_id, simulation_id, scenario, "
+                     "component_name, component_type, status, execution_start_time, execution_end_time, "
+                     "execution_time_seconds) VALUES (?, 'r', 's', 'baseline', 'c', 'T', 'SUCCESS', now(), now(), 1.5)",
+                     [record.performance_id])
+    store = MonitoringStore(db_path)
+    store.write([])
+    assert store.schema_version() == SCHEMA_VERSION
+    assert store.read_performance()["execution_time_seconds"].tolist() == [1.5]
+    assert len(store.read_table("mon_alerts")) == 0
+
+
+def test_a_newer_schema_is_refused_with_a_clear_error(db_path: Path):
+    with duckdb.connect(str(db_path)) as conn:
+        conn.execute("CREATE TABLE mon_schema_version (version INTEGER, applied_at TIMESTAMP)")
+        conn.execute("INSERT INTO mon_schema_version VALUES (99, now())")
+    with pytest.raises(StoreError, match="schema version 99, newer than"):
+        MonitoringStore(db_path).write([])
+
+
+def test_write_ignores_ids_it_already_has(db_path: Path):
+    store = MonitoringStore(db_path)
+    record = make_record()
+    assert store.write([record]) == 1
+    assert store.write([record]) == 0
+    assert len(store.read_performance()) == 1
+
+
+def test_year_over_year_and_cumulative_time_come_from_the_history(db_path: Path):
+    store = MonitoringStore(db_path)
+    t0 = datetime(2026, 1, 1)
+    store.write([make_record(simulation_year=2025, execution_time_seconds=10, execution_start_time=t0)])
+    store.write([make_record(simulation_year=2026, execution_time_seconds=15, execution_start_time=t0 + timedelta(minutes=1))])
+    # year 2026 re-run in the same simulation: the cumulative time counts its latest run once
+    store.write([make_record(simulation_year=2026, execution_time_seconds=12, execution_start_time=t0 + timedelta(minutes=2))])
+    store.write([make_record(simulation_year=2027, execution_time_seconds=18, execution_start_time=t0 + timedelta(minutes=3))])
+    # a failed run neither serves as a baseline nor counts
+    store.write([make_record(simulation_year=2027, execution_time_seconds=1, status=FAILED,
+                             execution_start_time=t0 + timedelta(minutes=4), sla_status=None)])
+    df = store.read_performance()
+    yoy = df["year_over_year_change_pct"].tolist()
+    cumulative = df["cumulative_execution_time_seconds"].tolist()
+    assert yoy[0] != yoy[0]  # NaN: no earlier year
+    assert yoy[1:4] == pytest.approx([50.0, 20.0, 50.0])  # 15 vs 10, 12 vs 10, 18 vs 12 (latest 2026)
+    assert cumulative == pytest.approx([10, 25, 22, 10 + 12 + 18, 1 + 10 + 12])
+
+
+def test_year_over_year_prefers_the_same_simulation(db_path: Path):
+    store = MonitoringStore(db_path)
+    t0 = datetime(2026, 1, 1)
+    store.write([make_record(simulation_id="a", simulation_year=2025, execution_time_seconds=10, execution_start_time=t0)])
+    store.write([make_record(simulation_id="b", simulation_year=2025, execution_time_seconds=20, execution_start_time=t0 + timedelta(hours=1))])
+    store.write([make_record(simulation_id="a", simulation_year=2026, execution_time_seconds=11, execution_start_time=t0 + timedelta(hours=2))])
+    assert store.read_performance()["year_over_year_change_pct"].iloc[-1] == pytest.approx(10.0)
+
+
+def test_spooled_records_are_replayed_exactly_once(db_path: Path):
+    store = MonitoringStore(db_path)
+    records = [make_record() for _ in range(3)]
+    for r in records:
+        store.spool.put(r.performance_id, r.to_json())
+    store.spool.put(records[0].performance_id + "-copy", records[0].to_json())  # same id twice
+    assert store.replay_spool() == 3
+    assert store.spool.count() == 0
+    assert store.replay_spool() == 0
+    df = store.read_performance()
+    assert sorted(df["performance_id"].astype(str)) == sorted(r.performance_id for r in records)
+    # the round trip through the spool loses nothing
+    assert df.set_index(df["performance_id"].astype(str)).loc[records[1].performance_id, "memory_usage_mb"] == 300.0
+
+
+def test_a_corrupt_spool_file_is_kept_aside_not_lost(db_path: Path):
+    store = MonitoringStore(db_path)
+    store.spool.put("broken", "{not json")
+    good = make_record()
+    store.spool.put(good.performance_id, good.to_json())
+    assert store.replay_spool() == 1
+    assert (store.spool.directory / "broken.bad").read_text() == "{not json"
+
+
+def test_phases_are_stored_with_their_record(db_path: Path):
+    from planwise_monitoring.recording.measure import PhaseTiming
+
+    record = make_record(phases=(PhaseTiming("load", datetime(2026, 1, 1), 1.5), PhaseTiming("write", datetime(2026, 1, 1), 0.5)))
+    store = MonitoringStore(db_path)
+    store.spool.put(record.performance_id, record.to_json())
+    store.replay_spool()
+    phases = store.read_table("mon_phase_timings").sort_values("phase_index")
+    assert phases["phase_name"].tolist() == ["load", "write"]
+    assert phases["duration_seconds"].tolist() == [1.5, 0.5]
+
+
+def test_sla_definitions_are_mirrored_and_old_ones_deactivated(db_path: Path):
+    store = MonitoringStore(db_path)
+    store.write([], SlaRules([SlaDefinition(10, 5, component_name="a", component_type="T")]))
+    store.write([], SlaRules([SlaDefinition(20, 5, component_type="T")]))
+    df = store.read_table("mon_sla_definitions")
+    active = {(r.component_name, r.component_type, r.sla_threshold_seconds) for r in df.itertuples() if r.is_active}
+    assert active == {("*", "T", 20.0), ("*", "*", 300.0)}
+    assert ("a", "T", 10.0) in {(r.component_name, r.component_type, r.sla_threshold_seconds) for r in df.itertuples()}
+
+
+def test_a_long_held_lock_fails_with_the_holder_named(db_path: Path):
+    MonitoringStore(db_path).write([])
+    with lock_held_by_another_process(db_path) as holder:
+        with pytest.raises(StoreLockedError, match=f"locked by process {holder.pid}") as excinfo:
+            MonitoringStore(db_path, lock_timeout_seconds=0.3).write([make_record()])
+        assert excinfo.value.holder_pid == holder.pid
+    assert len(MonitoringStore(db_path).read_performance()) == 0
+
+
+def test_reading_a_missing_database_is_a_clear_error(tmp_path: Path):
+    with pytest.raises(StoreError, match="does not exist yet"):
+        MonitoringStore(tmp_path / "nope.duckdb").read_performance()
+
+
+def _hammer(db_path: str, count: int) -> None:
+    store = MonitoringStore(db_path, lock_timeout_seconds=0.2)
+    writer = writer_for(store)
+    for i in range(count):
+        writer.submit(make_record(simulation_run_id=f"pid-{multiprocessing.current_process().pid}", simulation_year=2025 + i % 5))
+
+
+def test_many_processes_writing_at_once_lose_and_duplicate_nothing(db_path: Path):
+    MonitoringStore(db_path).write([])
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_hammer, args=(str(db_path), 40)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+        assert p.exitcode == 0
+    store = MonitoringStore(db_path)
+    store.replay_spool()  # whatever a locked exit left behind
+    df = store.read_performance()
+    assert len(df) == 160
+    assert df["performance_id"].nunique() == 160
+    assert df.groupby("simulation_run_id").size().tolist() == [40] * 4
+    assert store.spool.count() == 0
+
+
+def test_prune_removes_only_what_is_older_than_the_window(db_path: Path):
+    from datetime import timedelta
+
+    from planwise_monitoring.recording.measure import PhaseTiming
+
+    store = MonitoringStore(db_path)
+    now = datetime(2026, 6, 1)
+    old = make_record(execution_start_time=now - timedelta(days=120),
+                      phases=(PhaseTiming("load", now - timedelta(days=120), 1.0),))
+    recent = make_record(execution_start_time=now - timedelta(days=30),
+                         phases=(PhaseTiming("load", now - timedelta(days=30), 1.0),))
+    for r in (old, recent):
+        store.spool.put(r.performance_id, r.to_json())
+    store.replay_spool()
+    removed = store.prune(timedelta(days=90), now=now)
+    assert removed["mon_multi_year_performance"] == 1 and removed["mon_phase_timings"] == 1
+    assert store.read_performance()["performance_id"].astype(str).tolist() == [recent.performance_id]
+    assert len(store.read_table("mon_phase_timings")) == 1
+    assert store.prune(timedelta(days=90), now=now)["mon_multi_year_performance"] == 0
