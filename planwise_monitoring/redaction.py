@@ -20,9 +20,28 @@ _SECRET_NAME = re.compile(r"(SECRET|TOKEN|PASSWORD|PASSWD|API_KEY|APIKEY|WEBHOOK
 _MIN_SECRET_LENGTH = 6  # shorter values would mask ordinary words
 
 
+_registered: set[str] = set()  # values read through secret_env(), whatever their variable is called
+
+
+def register_secret(value: str | None) -> None:
+    """Mask ``value`` everywhere from now on (in this process)."""
+    if value and len(value) >= _MIN_SECRET_LENGTH:
+        _registered.add(value)
+
+
+def secret_env(name: str) -> str | None:
+    """Read a secret from the environment variable ``name`` and register it for masking.
+
+    Every value a channel or the store reads from the environment goes through here: it is a
+    secret whatever the variable is called."""
+    value = os.environ.get(name)
+    register_secret(value)
+    return value
+
+
 def secret_values() -> list[str]:
     values = {v for k, v in os.environ.items() if _SECRET_NAME.search(k) and len(v) >= _MIN_SECRET_LENGTH}
-    return sorted(values, key=len, reverse=True)
+    return sorted(values | _registered, key=len, reverse=True)
 
 
 def redact(text: str | None) -> str | None:
