@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test ui clean
+.PHONY: demo test lint ui clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,12 @@ $(CURDIR)/.dagster_home/dagster.yaml:
 demo: $(VENV)/.installed $(CURDIR)/.dagster_home/dagster.yaml
 	$(BIN)/python -m planwise_monitoring.demo
 
-test: $(VENV)/.installed-test
+# Lint and type-check first: they take seconds and catch what a long suite run would find late.
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check planwise_monitoring planwise_monitoring_tests benchmarks
+	$(BIN)/mypy
+
+test: lint
 	$(BIN)/python -m pytest
 
 ui: $(VENV)/.installed $(CURDIR)/.dagster_home/dagster.yaml

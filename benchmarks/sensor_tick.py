@@ -17,7 +17,14 @@ import threading
 import time
 from pathlib import Path
 
-from dagster import AssetExecutionContext, DagsterInstance, StaticPartitionsDefinition, asset, build_sensor_context, materialize
+from dagster import (
+    AssetExecutionContext,
+    DagsterInstance,
+    StaticPartitionsDefinition,
+    asset,
+    build_sensor_context,
+    materialize,
+)
 
 from planwise_monitoring import MonitoringResource, build_performance_sensor, monitor_performance
 from planwise_monitoring.store.duckdb import MonitoringStore

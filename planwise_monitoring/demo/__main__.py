@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     reports = d.defs.resolve_job_def("planwise_monitoring_daily_job").execute_in_process(
         instance=instance, run_config={"loggers": run_config["loggers"]}, raise_on_error=False)
     if reports.success:
-        headline = {e.asset_key.path[-1]: e.materialization.metadata for e in reports.get_asset_materialization_events()}
+        headline = {e.materialization.asset_key.path[-1]: e.materialization.metadata
+                    for e in reports.get_asset_materialization_events()}
         print(f"\nSLA compliance over all runs: {headline['mon_sla_compliance']['planwise/overall_compliance_pct'].value}% "
               f"({headline['mon_sla_compliance']['planwise/sla_breaches'].value} breaches); regressions: "
               f"{headline['mon_regression_report']['planwise/regressions'].value}")

@@ -78,6 +78,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 MAD_TO_SIGMA = 1.4826  # MAD * 1.4826 estimates the standard deviation of normal noise
 SEED_BASELINE_RUNS = 5  # the seed rule's baseline: mean of the last 5 runs
@@ -89,6 +90,8 @@ CONFIRM_MIN_Z = 2.0
 
 
 class RegressionSeverity(str, Enum):
+    """How much slower a confirmed regression is than its baseline (the seed's 15/30/50 % bands)."""
+
     MINOR = "MINOR"  # more than 15 % slower
     MAJOR = "MAJOR"  # more than 30 % slower
     CRITICAL = "CRITICAL"  # more than 50 % slower
@@ -135,13 +138,14 @@ def severity_for(degradation_pct: float) -> RegressionSeverity | None:
 
 def _usable(value: object) -> bool:
     # A failed or unmeasured run can reach the history as NaN, None, 0 or a negative clock jump.
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
+            and math.isfinite(float(value)) and float(value) > 0)
 
 
 def _under_test(current: float | Sequence[float]) -> list[float]:
     if isinstance(current, numbers.Real):
-        return [current]  # type: ignore[list-item]
-    return list(current)
+        return [float(current)]
+    return list(current)  # type: ignore[arg-type]
 
 
 def detect_regression(
@@ -206,7 +210,7 @@ def detect_regression(
     centre = statistics.fmean(judged)
     degradation, z = degradation_of(centre), z_of(centre, k)
     slow_runs = sum(slower(x) for x in judged)
-    figures = dict(median=median, degradation=degradation, z=z, passing=slow_runs)
+    figures: dict[str, Any] = dict(median=median, degradation=degradation, z=z, passing=slow_runs)
     new_deg, new_z = degradation_of(newest), z_of(newest)
     newest_text = f"newest run {new_deg:+.1f}% vs baseline median {median:.3g}s (robust z {new_z:.1f})"
 
