@@ -36,7 +36,7 @@ from dagster import (
 )
 
 from ..events import JsonEventLog
-from ..redaction import redact
+from ..redaction import redact, redact_mapping
 from ..defs.resource import MonitoringResource, with_resource_parameter
 from ..store.duckdb import MonitoringStore, StoreError
 
@@ -130,8 +130,8 @@ def run_summary(instance: DagsterInstance, run: DagsterRun, store: MonitoringSto
         "regressions": json.loads(regressions.to_json(orient="records", date_format="iso")) if len(regressions) else [],
         "peak_memory_mb_by_year": memory,
         "errors": _errors(instance, run.run_id),
-        "config": json.loads(redact(json.dumps(run.run_config, default=str))),
-        "tags": {k: redact(v) for k, v in run.tags.items()},
+        "config": redact_mapping(json.loads(json.dumps(run.run_config, default=str))),
+        "tags": redact_mapping(dict(run.tags)),
         "environment": {"host": socket.gethostname(), "platform": platform.platform(), "pid": os.getpid(),
                         **_versions()},
         "monitoring_error": monitoring_error,
