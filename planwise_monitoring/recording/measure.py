@@ -21,23 +21,35 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import os
 import resource
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import psutil
+from pydantic import ConfigDict, with_config
+
+from .figures import clean_count, clean_duration, clean_timestamp
 
 _MB = 1024 * 1024
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
+@with_config(ConfigDict(strict=True, extra="forbid", allow_inf_nan=False))  # read back strictly from the spool
 @dataclass(frozen=True)
 class PhaseTiming:
-    """A named sub-phase of a step, timed with :meth:`StepMeter.phase`."""
+    """A named sub-phase of a step, timed with :meth:`StepMeter.phase`.
+
+        with StepMeter() as meter:
+            with meter.phase("load"):
+                pass
+        [load] = meter.measurement.phases
+        assert load.name == "load" and load.duration_seconds >= 0
+    """
 
     name: str
     started_at: datetime
@@ -47,6 +59,14 @@ class PhaseTiming:
 @dataclass(frozen=True)
 class ComponentTiming:
     """A component timed by the step itself, e.g. one dbt model of a ``dbt build``.
+
+        from planwise_monitoring.recording.measure import ComponentTiming, StepMeter
+
+        with StepMeter() as meter:
+            meter.add_component(ComponentTiming("stg_people", "DBT_MODEL", duration_seconds=1.5))
+            meter.add_component(ComponentTiming("broken", "DBT_MODEL", duration_seconds=float("nan")))
+        assert [c.component_name for c in meter.components] == ["stg_people"]
+        assert "broken" in meter.warnings[0]
 
     Reported with :meth:`MonitoringResource.record_component`; it becomes a record of its own
     that shares the step's run, year and scenario. ``output_name`` (or ``asset_key``) names the
@@ -64,6 +84,34 @@ class ComponentTiming:
     output_name: str | None = None
     asset_key: str | None = None
 
+    def cleaned(self) -> tuple[ComponentTiming | None, list[str]]:
+        """This component as it can be recorded, and a warning for each thing changed or refused.
+
+        A duration that is NaN, infinite, negative or absurdly long refuses the component alone
+        (its step and the other components are recorded): the duration is the one figure a
+        component record is for, the store requires it, and its SLA verdict and the step's CPU
+        share derive from it. A bad record count becomes None, an unknown status FAILED."""
+        name = f"component {self.component_name!r}"
+        if not isinstance(self.component_name, str) or not self.component_name.strip():
+            return None, [f"{name} has no name; it is not recorded"]
+        duration, problem = clean_duration(self.duration_seconds, f"{name}: duration")
+        if duration is None:
+            return None, [f"{problem}; the component is not recorded"]
+        warnings: list[str] = []
+        records, problem = clean_count(self.output_records, f"{name}: output_records")
+        started_at, problem_start = clean_timestamp(self.started_at, f"{name}: started_at")
+        warnings += [f"{p}; ignored" for p in (problem, problem_start) if p]
+        status = str(self.status).upper()
+        if status not in ("SUCCESS", "FAILED"):
+            warnings.append(f"{name}: status {self.status!r} is neither SUCCESS nor FAILED; recorded as FAILED")
+            status = "FAILED"
+        return dataclasses.replace(
+            self, component_type=str(self.component_type), duration_seconds=duration, started_at=started_at,
+            output_records=records, status=status,
+            error_class=None if self.error_class is None else str(self.error_class),
+            error_message=None if self.error_message is None else str(self.error_message),
+        ), warnings
+
 
 @dataclass(frozen=True)
 class Measurement:
@@ -77,7 +125,7 @@ class Measurement:
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _own_rss_bytes() -> int:
@@ -162,6 +210,8 @@ class StepMeter:
         self.input_records: int | None = None
         self.output_records: int | None = None
         self.measurement: Measurement | None = None
+        # Figures refused or changed on the way in, for the caller to relay to the step's log.
+        self.warnings: list[str] = []
         self._stop = threading.Event()
         self._sampler: threading.Thread | None = None
         self._tree_peak = 0
@@ -176,12 +226,22 @@ class StepMeter:
         finally:
             self.phases.append(PhaseTiming(str(name), started, time.perf_counter() - t0))
 
-    def set_record_counts(self, input_records: int | None = None, output_records: int | None = None) -> None:
-        """Set the step's input and/or output record counts explicitly (they win over inference)."""
+    def set_record_counts(self, input_records: object = None, output_records: object = None) -> None:
+        """Set the step's input and/or output record counts explicitly (they win over inference).
+
+        Never raises: a count that is not a whole number from 0 to BIGINT's maximum (NaN, inf,
+        negative, 10**20, a non-numeric string) is dropped with a warning in :attr:`warnings`,
+        and the count is inferred as if it had not been set."""
         if input_records is not None:
-            self.input_records = int(input_records)
+            self.input_records = self._count(input_records, "input_records")
         if output_records is not None:
-            self.output_records = int(output_records)
+            self.output_records = self._count(output_records, "output_records")
+
+    def _count(self, value: object, what: str) -> int | None:
+        count, warning = clean_count(value, f"set_record_counts: {what}")
+        if warning:
+            self.warnings.append(f"{warning}; ignored")
+        return count
 
     @contextlib.contextmanager
     def overhead(self) -> Iterator[None]:
@@ -193,8 +253,17 @@ class StepMeter:
             self.overhead_seconds += time.perf_counter() - t0
 
     def add_component(self, component: ComponentTiming) -> None:
-        """Report a component timed inside this step (see :class:`ComponentTiming`)."""
-        self.components.append(component)
+        """Report a component timed inside this step (see :class:`ComponentTiming`).
+
+        Never raises: what cannot be recorded is refused or set to None, with a warning in
+        :attr:`warnings` (see :meth:`ComponentTiming.cleaned`)."""
+        if not isinstance(component, ComponentTiming):
+            self.warnings.append(f"record_component() takes a ComponentTiming, not {type(component).__name__}; ignored")
+            return
+        cleaned, warnings = component.cleaned()
+        self.warnings += warnings
+        if cleaned is not None:
+            self.components.append(cleaned)
 
     # -- measuring ------------------------------------------------------------------------------
     def start(self) -> StepMeter:

@@ -4,9 +4,11 @@ import json
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta, timezone
 
-from planwise_monitoring.recording.measure import StepMeter, current_meter, phase
+import pytest
 
+from planwise_monitoring.recording.measure import ComponentTiming, StepMeter, current_meter, phase
 
 # Memory is measured in a fresh process, as in a Dagster step process: other tests' threads and
 # children would blur a process-wide figure such as the peak RSS of reaped children.
@@ -83,3 +85,68 @@ def test_phase_outside_a_monitored_step_is_a_no_op():
     with phase("anything"):
         pass
     assert current_meter() is None
+
+
+# -- bad figures from the step's own code: dropped with a warning, never an exception ----------
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -5, 10**20, "many", 2.5])
+def test_a_bad_record_count_is_dropped_with_a_warning(bad):
+    meter = StepMeter()
+    meter.set_record_counts(input_records=bad, output_records=bad)
+    assert (meter.input_records, meter.output_records) == (None, None)
+    assert len(meter.warnings) == 2
+    assert "set_record_counts: input_records" in meter.warnings[0] and "not a record count" in meter.warnings[0]
+
+
+def test_a_good_count_survives_a_bad_one_beside_it():
+    meter = StepMeter()
+    meter.set_record_counts(input_records=100, output_records=float("nan"))
+    assert (meter.input_records, meter.output_records) == (100, None)
+    assert len(meter.warnings) == 1
+
+
+@pytest.mark.parametrize("duration", [float("nan"), float("inf"), -1.0, None, "3s"])
+def test_a_component_with_a_bad_duration_is_refused_alone(duration):
+    meter = StepMeter()
+    meter.add_component(ComponentTiming("good", "DBT_MODEL", duration_seconds=2.0))
+    meter.add_component(ComponentTiming("bad", "DBT_MODEL", duration_seconds=duration))
+    meter.add_component(ComponentTiming("also_good", "DBT_MODEL", duration_seconds=0.0))
+    assert [c.component_name for c in meter.components] == ["good", "also_good"]
+    [warning] = meter.warnings
+    assert "component 'bad'" in warning and "not recorded" in warning
+
+
+@pytest.mark.parametrize(
+    "changes, expected, warned",
+    [
+        ({"output_records": 10**20}, {"output_records": None}, True),
+        ({"output_records": float("nan")}, {"output_records": None}, True),
+        ({"output_records": 12.0}, {"output_records": 12}, False),
+        ({"status": "success"}, {"status": "SUCCESS"}, False),
+        ({"status": "exploded"}, {"status": "FAILED"}, True),
+        ({"started_at": "yesterday"}, {"started_at": None}, True),
+        ({"started_at": datetime(2026, 1, 1, 13, tzinfo=timezone(timedelta(hours=1)))},
+         {"started_at": datetime(2026, 1, 1, 12)}, False),
+        ({"duration_seconds": 3}, {"duration_seconds": 3.0}, False),
+    ],
+)
+def test_a_component_keeps_what_it_can(changes, expected, warned):
+    meter = StepMeter()
+    meter.add_component(ComponentTiming(**{"component_name": "m", "component_type": "DBT_MODEL",
+                                           "duration_seconds": 1.0, **changes}))
+    [component] = meter.components
+    for field, value in expected.items():
+        assert getattr(component, field) == value
+    assert bool(meter.warnings) == warned
+
+
+@pytest.mark.parametrize("thing", [None, "stg_people", {"component_name": "x"}])
+def test_add_component_refuses_what_is_not_a_component(thing):
+    meter = StepMeter()
+    meter.add_component(thing)
+    assert meter.components == [] and "takes a ComponentTiming" in meter.warnings[0]
+
+
+def test_a_component_without_a_name_is_refused():
+    meter = StepMeter()
+    meter.add_component(ComponentTiming("  ", "DBT_MODEL", duration_seconds=1.0))
+    assert meter.components == [] and "has no name" in meter.warnings[0]
