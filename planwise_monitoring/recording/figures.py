@@ -90,9 +90,10 @@ def _as_int(value: object) -> int | None:
         except ValueError:
             return None
     try:
-        return operator.index(value)  # type: ignore[call-overload]  # int, numpy integers
+        return operator.index(value)  # type: ignore[arg-type]  # int, numpy integers; TypeError otherwise
     except TypeError:
-        return _as_int(float(value)) if _is_real(value) else None  # type: ignore[arg-type]
+        number = _as_float(value)  # e.g. numpy float32, Decimal
+        return _as_int(number) if number is not None else None
 
 
 def _as_float(value: object) -> float | None:
@@ -100,8 +101,8 @@ def _as_float(value: object) -> float | None:
         return None
     try:
         number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError, OverflowError):
-        return None  # e.g. an int beyond a float's range
+    except Exception:  # e.g. an int beyond a float's range, or a __float__ that raises: never our problem
+        return None
     return number if math.isfinite(number) else None
 
 
