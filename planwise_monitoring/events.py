@@ -1,7 +1,4 @@
-"""Structured JSON logs: every monitoring event as one JSON line in a size-rotated file.
-
-Any number of processes may write to the same log at once (Dagster's multiprocess executor runs
-each step in its own process, sensors run in another)::
+"""Structured event log: every monitoring event as one JSON line, on the standard ``logging`` module.
 
     import os, tempfile
     from planwise_monitoring.events import JsonEventLog, JsonLogConfig, read_events
@@ -19,78 +16,102 @@ One line looks like::
      "simulation_year":2025,"component":"SCD","event":"step_finished","pid":4242,
      "fields":{"duration_seconds":12.5}}
 
-Why not :class:`logging.handlers.RotatingFileHandler`: it is safe across threads, not across
-processes. Two processes that both see a full file both rotate, and one of them renames away the
-file the other has just started, so lines are lost or land out of order. Here every append is
+**Routing events into your own logging.** Every event is also a :class:`logging.LogRecord` on the
+logger ``planwise_monitoring.events`` (:data:`EVENT_LOGGER`). Its message is the event name; its
+attributes ``run_id``, ``asset``, ``simulation_year``, ``component``, ``event`` and ``fields`` are
+already redacted, so any formatter may print them (``%(run_id)s``), and :class:`JsonFormatter`
+writes the line above::
 
-    flock(LOCK_EX) on ``<path>.lock`` → is my fd still ``<path>``? (stat vs fstat) → size check
-    → rotate if the line would not fit → one os.write of the whole line → flock(LOCK_UN)
+    import logging
+    from planwise_monitoring.events import EVENT_LOGGER, JsonFormatter
 
-* The exclusive ``flock`` serialises "check size → rotate → append" across processes, so exactly
-  one process rotates and nobody writes into a file that is being renamed away.
-* The log fd is opened with ``O_APPEND`` and each line goes out in one ``os.write``, so lines never
-  interleave; should a write come up short (disk full) the partial line is truncated away again,
-  so a reader never sees a torn line.
-* A process that did not rotate still holds an fd on what is now ``<path>.1``; comparing the
-  inode of its fd with the inode at ``<path>`` tells it to reopen before writing.
-* Rotation renames ``<path>.{n-1}`` → ``<path>.{n}`` … ``<path>`` → ``<path>.1``; the file at
-  ``<path>.{backup_count}`` is overwritten, which is the only way a line is ever dropped.
-  ``backup_count=0`` keeps no backups (the full file is discarded); ``max_bytes=0`` never rotates.
-* The lock file is never deleted (deleting a flock'ed file lets two processes lock two different
-  inodes). A thread lock covers threads of one process, since flock is per open file description.
-* After ``fork`` the child reopens both fds: an inherited fd shares the parent's lock.
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    events = logging.getLogger(EVENT_LOGGER)
+    events.addHandler(handler)
+    events.setLevel(logging.INFO)
 
-Cost: 25–35 µs per line on a busy 2-core machine (``python -m planwise_monitoring.events``):
-~7 µs to encode, ~10 µs for the five syscalls, the rest interpreter overhead. Readers (:func:`read_events`) take the lock shared, so they never see
-a rotation half done.
+The logger does not propagate unless you say so (``propagate: true`` in a ``dictConfig``), so a
+root console handler does not repeat every event; if your configuration names the logger before
+this module is imported, it is left exactly as you configured it. ``JsonLogConfig(path=None)``
+(``json_log_path=""`` on the resource) writes no file: the logger is then the only destination.
+The file is written by its own handler, not through the logger, so a ``dictConfig`` that disables
+existing loggers or raises their level cannot silently stop it.
 
-Every string written (event name, ids, field names and values, including ``str()`` of values
-that JSON cannot hold) passes through :func:`planwise_monitoring.redaction.redact`. Calling it
-costs ~90 µs (it rescans the environment), so a line is first serialised and searched for the
-(JSON-escaped) secret values; only a line that contains one is rebuilt with every string
-redacted. That is exact: ``redact(text) == text`` whenever no secret value occurs in ``text``.
+**Rotation across processes.** Dagster's multiprocess executor runs each step in its own process,
+sensors in another, and all append to one file. The file handler is ``concurrent-log-handler``'s
+:class:`~concurrent_log_handler.ConcurrentRotatingFileHandler`: an exclusive ``flock`` on
+``.__<name>.lock`` beside the log serialises "check size → rotate → append" across processes, a
+process whose file was rotated away by another reopens it (inode check), and a forked child takes
+its own lock. On top of it, :class:`_JsonLinesFileHandler` keeps today's guarantees:
+
+* a file is rotated before the line that would take it past ``max_bytes`` (the stock handler only
+  rotates once a file is already over, so files would exceed the limit by a line);
+* each line is one ``os.write`` on an ``O_APPEND`` descriptor, and a short write (disk full) is cut
+  off again, so a reader never sees a torn line or two lines glued together;
+* ``backup_count=0`` truncates the file in place (the stock handler reopens it without
+  ``O_APPEND``, so its next lines would overwrite other processes' lines).
+
+Backups are ``<path>.1`` (newest) … ``<path>.<backup_count>``; the oldest is the only line ever
+dropped. :func:`read_events` takes the same lock shared, so it never sees a rotation half done.
+
+**Secrets.** Every string written (event name, ids, field names and values, and ``str()`` of
+values JSON cannot hold) passes through :func:`planwise_monitoring.redaction.redact`, before the
+record reaches any handler. A line is first serialised and searched for the (JSON-escaped) secret
+values and for secrets that announce themselves (URL passwords, ``token=``…); only a line that may
+hold one is rebuilt with every string redacted. That is exact: ``redact(text) == text`` whenever
+the search finds nothing.
 
 Monitoring must never break the pipeline: :meth:`JsonEventLog.event` never raises. An I/O error
 (disk full, permissions) drops the event and logs one warning on the ``planwise_monitoring``
-logger, at most once a minute per log.
+logger, at most once a minute per log. Cost per line: ``benchmarks/event_log.py``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import datetime as _dt
-import decimal
-import enum
 import fcntl
 import json
 import logging
 import math
 import os
 import re
-import threading
+import sys
 import time
-import uuid
-from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .redaction import redact, secret_values
+from concurrent_log_handler import ConcurrentRotatingFileHandler
+
+from ._json_lines import encode_event, iso_timestamp
+
+EVENT_LOGGER = "planwise_monitoring.events"
+LEVELS: dict[str, int] = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "WARN": 30, "ERROR": 40, "CRITICAL": 50}
+_WARNING_INTERVAL_SECONDS = 60.0
+_LINE = "planwise_json_line"  # the record attribute holding the line event() already encoded
 
 log = logging.getLogger("planwise_monitoring")
 
-LEVELS: dict[str, int] = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "WARN": 30, "ERROR": 40, "CRITICAL": 50}
-_WARNING_INTERVAL_SECONDS = 60.0
-_MAX_DEPTH = 32  # deeper (or cyclic) structures are written as their str()
+# Leave a logger the user configured before importing us alone; otherwise keep events off the
+# root handlers until asked (the user's dictConfig, applied later, sets propagate as it says).
+if EVENT_LOGGER not in logging.Logger.manager.loggerDict:
+    logging.getLogger(EVENT_LOGGER).propagate = False
+_event_logger = logging.getLogger(EVENT_LOGGER)
 
 
 @dataclass(frozen=True)
 class JsonLogConfig:
-    """Where the log goes and how much of it to keep: ``max_bytes`` per file (0 = never rotate)
-    and ``backup_count`` rotated files besides the current one. Events below ``level`` are dropped."""
+    """Where the log goes and how much of it to keep.
 
-    path: str = "logs/planwise-monitoring.jsonl"
+        config = JsonLogConfig(path="logs/planwise-monitoring.jsonl", max_bytes=10 * 2**20, backup_count=5)
+        no_file = JsonLogConfig(path=None)  # events reach the planwise_monitoring.events logger only
+
+    ``max_bytes`` per file (0 = never rotate) and ``backup_count`` rotated files besides the
+    current one. Events below ``level`` are not written to the file."""
+
+    path: str | None = "logs/planwise-monitoring.jsonl"
     max_bytes: int = 10 * 2**20
     backup_count: int = 5
     level: str = "INFO"
@@ -104,23 +125,124 @@ class JsonLogConfig:
             raise ValueError(f"level must be one of {sorted(LEVELS)}, got {self.level!r}")
 
 
-class JsonEventLog:
-    """Appends events as JSON lines to ``config.path``, rotating by size; safe across processes
-    and threads. :meth:`event` never raises. Usable as a context manager; after :meth:`close` the
-    next event reopens the file."""
+class JsonFormatter(logging.Formatter):
+    """Formats a record as one JSON event line (see the module docstring), redacted.
 
-    def __init__(self, config: JsonLogConfig | None = None):
+        import logging
+        handler = logging.StreamHandler()
+        handler.setFormatter(JsonFormatter())
+        logging.getLogger("planwise_monitoring.events").addHandler(handler)
+
+    Records from :meth:`JsonEventLog.event` carry their line already; any other record (your own
+    ``logger.info("x", extra={"run_id": ...})``) is encoded from its attributes, the message as
+    the event name and a traceback, if any, as the field ``exception``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = record.__dict__.get(_LINE)
+        if isinstance(line, str):
+            return line
+        fields = dict(getattr(record, "fields", None) or {})
+        if record.exc_info:
+            fields["exception"] = self.formatException(record.exc_info)
+        _, line = encode_event({
+            "timestamp": iso_timestamp(record.created), "level": record.levelname,
+            "run_id": getattr(record, "run_id", None), "asset": getattr(record, "asset", None),
+            "simulation_year": getattr(record, "simulation_year", None),
+            "component": getattr(record, "component", None),
+            "event": getattr(record, "event", None) or record.getMessage(), "pid": record.process,
+            "fields": fields})
+        return line
+
+
+class _JsonLinesFileHandler(ConcurrentRotatingFileHandler):
+    """ConcurrentRotatingFileHandler with exact size limits, one write per line and in-place
+    truncation for ``backupCount=0`` (see the module docstring). Its errors go to ``on_error``."""
+
+    def __init__(self, path: str, max_bytes: int, backup_count: int, on_error: Callable[[BaseException], None]):
+        super().__init__(path, mode="a", maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8")
+        self.setFormatter(JsonFormatter())
+        self._on_error = on_error
+        # The encoded line between format() and do_write(): handle() holds self.lock over the whole
+        # emit(), so no other thread runs in between.
+        self._pending = b""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        # backslashreplace turns a lone surrogate into the JSON escape "\udcxx": still valid JSON.
+        self._pending = (line + "\n").encode("utf-8", "backslashreplace")
+        return line
+
+    def shouldRollover(self, record: logging.LogRecord) -> bool:
+        if self.maxBytes <= 0:
+            return False
+        size = self._current_size()
+        return size > 0 and size + len(self._pending) > self.maxBytes
+
+    def _current_size(self) -> int:
+        stream = self.stream
+        if stream is not None and not stream.closed:
+            return os.fstat(stream.fileno()).st_size
+        try:
+            return os.path.getsize(self.baseFilename)
+        except FileNotFoundError:
+            return 0
+
+    def doRollover(self) -> None:
+        if self.backupCount > 0:
+            super().doRollover()
+            return
+        os.truncate(self.baseFilename, 0)  # every writer appends (O_APPEND), so all continue at 0
+        self.num_rollovers += 1
+
+    def do_write(self, msg: str) -> None:
+        if self.stream is None or self.stream.closed:
+            self.stream = self.do_open()  # mode "a": O_APPEND
+        _write_all(self.stream.fileno(), self._pending)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        self._on_error(sys.exc_info()[1] or RuntimeError("event log handler failed"))
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """One os.write in practice; on a short write or an error, cut the partial line off again so
+    the next line does not glue onto a torn one (the caller holds the lock: nobody else appended)."""
+    written = 0
+    try:
+        while written < len(data):
+            n = os.write(fd, data[written:] if written else data)
+            if n <= 0:
+                raise OSError("short write to the JSON event log")
+            written += n
+    except OSError:
+        if written:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, os.fstat(fd).st_size - written)
+        raise
+
+
+class JsonEventLog:
+    """Writes monitoring events as JSON lines to ``config.path`` (rotated by size, safe across
+    processes and threads) and to the ``planwise_monitoring.events`` logger.
+
+        import tempfile
+        with JsonEventLog(JsonLogConfig(path=f"{tempfile.mkdtemp()}/events.jsonl")) as log:
+            log.event("records_written", level="DEBUG", records=3)   # below INFO: not in the file
+            log.event("store_unavailable", level="WARNING", message="database is locked")
+
+    :meth:`event` never raises. Usable as a context manager; after :meth:`close` the next event
+    reopens the file. ``clock`` (monotonic seconds) paces the warning about a failing file."""
+
+    def __init__(self, config: JsonLogConfig | None = None, *, clock: Callable[[], float] = time.monotonic):
         self.config = config if config is not None else JsonLogConfig()
         # Absolute now, so a later chdir in one step process cannot split the log in two.
-        self.path = os.path.abspath(self.config.path)
-        self._lock_path = self.path + ".lock"
+        self.path = os.path.abspath(self.config.path) if self.config.path else None
         self._threshold = LEVELS[self.config.level.upper()]
-        self._mutex = threading.Lock()
-        self._pid = os.getpid()
-        self._fd = -1
-        self._lock_fd = -1
+        self._clock = clock
         self._last_warning = -math.inf
         self._dropped = 0
+        self._directory_ready = False
+        self._handler = None if self.path is None else _JsonLinesFileHandler(
+            self.path, self.config.max_bytes, self.config.backup_count, self._warn)
 
     def __enter__(self) -> JsonEventLog:
         return self
@@ -129,258 +251,76 @@ class JsonEventLog:
         self.close()
 
     def enabled_for(self, level: str) -> bool:
-        """Whether an event at ``level`` would be written (to skip building costly fields)."""
-        return LEVELS.get(str(level).upper(), LEVELS["INFO"]) >= self._threshold
+        """Whether an event at ``level`` would be written anywhere (to skip building costly fields)."""
+        levelno = LEVELS.get(str(level).upper(), logging.INFO)
+        return (self._handler is not None and levelno >= self._threshold) or _forwarded(levelno)
 
-    def event(self, event: str, /, *, level: str = "INFO", run_id: str | None = None, asset: str | None = None,
-              simulation_year: int | None = None, component: str | None = None, **fields: Any) -> None:
-        """Write one line. ``event`` is positional-only so a field may be called ``event`` too.
+    def event(self, event: str, /, *, level: str | int = "INFO", run_id: str | None = None,
+              asset: str | None = None, simulation_year: int | None = None, component: str | None = None,
+              **fields: Any) -> None:
+        """Write one event. ``event`` is positional-only so a field may be called ``event`` too.
         Unknown level names are written as given and filtered as INFO."""
         try:
-            level = logging.getLevelName(level) if isinstance(level, int) else str(level).upper()
-            if LEVELS.get(level, LEVELS["INFO"]) < self._threshold:
+            name = logging.getLevelName(level) if isinstance(level, int) else str(level).upper()
+            levelno = LEVELS.get(name, logging.INFO)
+            to_file = self._handler is not None and levelno >= self._threshold
+            to_logger = _forwarded(levelno)
+            if not (to_file or to_logger):
                 return
-            record = {
-                "timestamp": _now_iso(),
-                "level": level,
-                "run_id": run_id,
-                "asset": asset,
-                "simulation_year": simulation_year,
-                "component": component,
-                "event": event,
-                "pid": os.getpid(),
-                "fields": fields,
-            }
-            self._append(encode_line(record))
-        except Exception as exc:  # noqa: BLE001 - monitoring must never break the pipeline
+            record = _record(name, levelno, event, run_id, asset, simulation_year, component, fields)
+            if to_file and self._handler is not None:
+                if not self._directory_ready:
+                    os.makedirs(os.path.dirname(str(self.path)), exist_ok=True)
+                    self._directory_ready = True
+                self._handler.handle(record)
+            if to_logger:
+                _event_logger.handle(record)
+        except Exception as exc:
             self._warn(exc)
 
     def close(self) -> None:
-        with self._mutex:
-            self._close_fds()
+        """Close the file (the next event reopens it)."""
+        if self._handler is not None:
+            with contextlib.suppress(Exception):
+                self._handler.close()
 
-    # -- writing -------------------------------------------------------------------------------
-
-    def _append(self, data: bytes) -> None:
-        if self._pid != os.getpid():
-            self._after_fork()
-        with self._mutex:
-            if self._lock_fd < 0:
-                os.makedirs(os.path.dirname(self.path), exist_ok=True)
-                self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-            try:
-                fd, size = self._current_file()
-                if self.config.max_bytes and size and size + len(data) > self.config.max_bytes:
-                    try:
-                        self._rotate()
-                    except OSError as exc:
-                        # Better an oversized file than a lost line; retried on the next line.
-                        self._warn(exc, dropped=False)
-                    fd, size = self._current_file()
-                _write_all(fd, data, size)
-            finally:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-
-    def _current_file(self) -> tuple[int, int]:
-        """(fd, size) of the file now at ``self.path``, reopening if another process rotated it."""
-        if self._fd >= 0:
-            try:
-                at_path = os.stat(self.path)
-            except FileNotFoundError:
-                at_path = None
-            mine = os.fstat(self._fd)
-            if at_path is not None and (at_path.st_ino, at_path.st_dev) == (mine.st_ino, mine.st_dev):
-                return self._fd, mine.st_size
-            os.close(self._fd)
-            self._fd = -1
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        return self._fd, os.fstat(self._fd).st_size
-
-    def _rotate(self) -> None:
-        """Shift backups up by one (the caller holds the lock). Only the existing contiguous chain
-        ``.1 … .k`` is renamed, so a large backup_count costs nothing until the files exist."""
-        n = self.config.backup_count
-        if n == 0:
-            os.unlink(self.path)
-            return
-        existing = 0
-        while existing < n and os.path.exists(f"{self.path}.{existing + 1}"):
-            existing += 1
-        # With n backups present, renaming .{n-1} onto .{n} drops the oldest: the retention.
-        for i in range(min(existing, n - 1), 0, -1):
-            os.replace(f"{self.path}.{i}", f"{self.path}.{i + 1}")
-        os.replace(self.path, f"{self.path}.1")
-
-    def _after_fork(self) -> None:
-        # The inherited fds share the parent's open file descriptions, hence its flock: a child
-        # using them would "hold" the lock the parent holds. Closing them here leaves the parent's
-        # lock alone (it lasts while any fd on the description is open).
-        self._mutex = threading.Lock()  # the parent's may have been held by another thread
-        self._close_fds()
-        self._pid = os.getpid()
-
-    def _close_fds(self) -> None:
-        for fd in (self._fd, self._lock_fd):
-            if fd >= 0:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-        self._fd = self._lock_fd = -1
-
-    def _warn(self, exc: BaseException, dropped: bool = True) -> None:
+    def _warn(self, exc: BaseException) -> None:
         try:
-            self._dropped += dropped
-            now = time.monotonic()
+            self._dropped += 1
+            now = self._clock()
             if now - self._last_warning < _WARNING_INTERVAL_SECONDS:
                 return
             self._last_warning = now
+            from .redaction import redact
+
             log.warning("JSON event log %s failed (%s); %d event(s) dropped since the last warning. "
                         "This warning repeats at most once a minute.",
                         self.path, redact(f"{type(exc).__name__}: {exc}"), self._dropped)
             self._dropped = 0
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
 
 
-def _write_all(fd: int, data: bytes, size_before: int) -> None:
-    """One os.write in practice; on a short write or error, cut the partial line off again so the
-    next line does not glue onto a torn one (we hold the lock, so ``size_before`` is still the end)."""
-    written = 0
-    try:
-        while written < len(data):
-            n = os.write(fd, data[written:] if written else data)
-            if n <= 0:
-                raise OSError("short write to JSON event log")
-            written += n
-    except OSError:
-        if written:
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, size_before)
-        raise
+def _forwarded(levelno: int) -> bool:
+    """Whether the logger would pass a record on: enabled, and someone listening (with nobody,
+    logging's last resort would print WARNING records to stderr)."""
+    return _event_logger.isEnabledFor(levelno) and bool(_event_logger.handlers or _event_logger.propagate)
 
 
-# -- encoding ----------------------------------------------------------------------------------
-
-
-_second_cache: tuple[int, str] = (-1, "")
-
-
-def _now_iso() -> str:
-    """ISO-8601 UTC with milliseconds; the formatted second is reused while it lasts (cheaper)."""
-    global _second_cache
-    now = time.time()
-    second = int(now)
-    cached_second, prefix = _second_cache
-    if second != cached_second:
-        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        _second_cache = (second, prefix)
-    return f"{prefix}.{int((now - second) * 1000):03d}Z"
-
-
-def _coerce(value: Any) -> Any:
-    """``default=`` for json.dumps: what JSON cannot hold natively."""
-    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
-        return value.isoformat()
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, (decimal.Decimal, uuid.UUID, Path)):
-        return str(value)
-    if type(value).__module__ == "numpy":
-        if hasattr(value, "tolist"):  # scalars → Python scalars, arrays → lists
-            return value.tolist()
-    if isinstance(value, (set, frozenset)):
-        return list(value)
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value).decode("utf-8", "backslashreplace")
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    if isinstance(value, BaseException):
-        return f"{type(value).__name__}: {value}"
-    return str(value)
-
-
-def _sanitise(value: Any, clean_str: Any, depth: int = 0) -> Any:
-    """The slow path: a JSON-safe copy (NaN/inf → null, keys → str, cycles cut off), with every
-    string passed through ``clean_str``."""
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        return clean_str(str.__str__(value))  # a str Enum's value, as json.dumps writes it
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value) if math.isfinite(value) else None
-    if depth >= _MAX_DEPTH:
-        return clean_str(_safe_str(value))
-    if isinstance(value, Mapping):
-        return {clean_str(k if isinstance(k, str) else _key_str(k)): _sanitise(v, clean_str, depth + 1)
-                for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_sanitise(v, clean_str, depth + 1) for v in value]
-    try:
-        coerced = _coerce(value)
-    except Exception:  # noqa: BLE001 - a broken __str__ must not cost the line
-        coerced = _safe_str(value)
-    if isinstance(coerced, str):
-        return clean_str(coerced)
-    return _sanitise(coerced, clean_str, depth + 1)  # a list/dict/scalar; depth bounds the recursion
-
-
-def _key_str(key: Any) -> str:
-    if isinstance(key, bool) or key is None:
-        return json.dumps(key)  # as json.dumps would write it: "true", "null"
-    if isinstance(key, (int, float)):
-        return str(key)
-    return _safe_str(_coerce(key))
-
-
-def _safe_str(value: Any) -> str:
-    try:
-        return str(value)
-    except Exception:  # noqa: BLE001
-        return f"<unprintable {type(value).__name__}>"
-
-
-# One encoder, reused: json.dumps with options builds a new one per call (a third of its cost).
-_ENCODER = json.JSONEncoder(default=_coerce, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
-_dumps = _ENCODER.encode
-
-
-def encode_line(record: Mapping[str, Any]) -> bytes:
-    """``record`` as one redacted JSON line (UTF-8, newline-terminated)."""
-    try:
-        text = _dumps(record)
-    except (ValueError, TypeError, RecursionError):  # NaN, odd keys, cycles: take the slow path
-        text = _dumps(_sanitise(record, _identity))
-    if _contains_secret(text):
-        text = _dumps(_sanitise(record, _redact_str))
-    # backslashreplace turns a lone surrogate into the JSON escape "\udcxx": still valid JSON.
-    return (text + "\n").encode("utf-8", "backslashreplace")
-
-
-def _identity(text: str) -> str:
-    return text
-
-
-def _redact_str(text: str) -> str:
-    return redact(text) or text
-
-
-# Secret values as they appear inside a JSON string. json.dumps escapes character by character,
-# so a secret occurs in a string value iff its escaped form occurs in the line (false positives
-# only cost the slow path). Recomputed when os.environ changes, which a dict compare detects.
-_secret_cache: tuple[dict | None, tuple[str, ...]] = (None, ())
-_ESCAPE = json.JSONEncoder(ensure_ascii=False)
-
-
-def _contains_secret(text: str) -> bool:
-    global _secret_cache
-    env = getattr(os.environ, "_data", None)
-    snapshot, escaped = _secret_cache
-    if env is None or snapshot != env:
-        escaped = tuple(_ESCAPE.encode(v)[1:-1] for v in secret_values())
-        _secret_cache = (dict(env) if env is not None else None, escaped)
-    return any(e in text for e in escaped)
+def _record(level: str, levelno: int, event: str, run_id: Any, asset: Any, simulation_year: Any,
+            component: Any, fields: dict[str, Any]) -> logging.LogRecord:
+    """A LogRecord carrying the redacted event as attributes and as its encoded JSON line."""
+    record = logging.LogRecord(EVENT_LOGGER, levelno, "", 0, event, None, None)
+    record.levelname = level  # an unknown level is written as given
+    doc, line = encode_event({
+        "timestamp": iso_timestamp(record.created), "level": level, "run_id": run_id, "asset": asset,
+        "simulation_year": simulation_year, "component": component, "event": event,
+        "pid": record.process or os.getpid(), "fields": fields})
+    record.msg = doc["event"] if isinstance(doc["event"], str) else str(doc["event"])
+    record.__dict__.update(run_id=doc["run_id"], asset=doc["asset"], simulation_year=doc["simulation_year"],
+                           component=doc["component"], event=doc["event"], fields=doc["fields"])
+    record.__dict__[_LINE] = line
+    return record
 
 
 # -- reading -----------------------------------------------------------------------------------
@@ -389,7 +329,10 @@ _BACKUP = re.compile(r"\.(\d+)$")
 
 
 def log_files(path: str | Path) -> list[Path]:
-    """The log's files, oldest first: ``<path>.N`` … ``<path>.1``, ``<path>`` (those that exist)."""
+    """The log's files, oldest first: ``<path>.N`` … ``<path>.1``, ``<path>`` (those that exist).
+
+        assert log_files("/nonexistent/planwise.jsonl") == []
+    """
     path = Path(path)
     backups: list[tuple[int, Path]] = []
     if path.parent.is_dir():
@@ -404,12 +347,16 @@ def log_files(path: str | Path) -> list[Path]:
 
 
 def read_events(path: str | Path, *, strict: bool = True) -> list[dict[str, Any]]:
-    """Every event in the log and its backups, oldest first (for tests and tools). Holds the lock
-    shared meanwhile, so no rotation happens mid-read. ``strict=False`` skips undecodable lines
-    instead of raising ValueError."""
+    """Every event in the log and its backups, oldest first (for tests and tools).
+
+        assert read_events("/nonexistent/planwise.jsonl") == []
+
+    Holds the writers' lock shared meanwhile, so no rotation happens mid-read. ``strict=False``
+    skips undecodable lines instead of raising ValueError."""
+    lock_dir, lock_name = ConcurrentRotatingFileHandler.baseLockFilename(os.path.abspath(path))
     lock_fd = -1
     with contextlib.suppress(OSError):
-        lock_fd = os.open(f"{os.path.abspath(path)}.lock", os.O_RDONLY | os.O_CLOEXEC)
+        lock_fd = os.open(os.path.join(lock_dir, lock_name), os.O_RDONLY | os.O_CLOEXEC)
     try:
         if lock_fd >= 0:
             fcntl.flock(lock_fd, fcntl.LOCK_SH)
@@ -428,20 +375,3 @@ def read_events(path: str | Path, *, strict: bool = True) -> list[dict[str, Any]
     finally:
         if lock_fd >= 0:
             os.close(lock_fd)  # also releases the lock
-
-
-def _bench(lines: int = 50_000) -> float:  # pragma: no cover - python -m planwise_monitoring.events
-    """µs per line for a typical event, rotation included."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp, JsonEventLog(
-            JsonLogConfig(path=f"{tmp}/bench.jsonl", max_bytes=1_000_000, backup_count=1000)) as jlog:
-        start = time.perf_counter()
-        for i in range(lines):
-            jlog.event("step_finished", run_id="run-0001", asset="scd_workforce_state", simulation_year=2025,
-                       component="SCD", seq=i, duration_seconds=12.5, output_records=1234)
-        return (time.perf_counter() - start) / lines * 1e6
-
-
-if __name__ == "__main__":  # pragma: no cover
-    print(f"{_bench():.1f} µs per line")

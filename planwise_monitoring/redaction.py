@@ -120,13 +120,24 @@ def secret_env(name: str) -> str | None:
     return value
 
 
-def secret_values() -> list[str]:
-    """Every value masked as a literal now, longest first.
+def secret_values() -> tuple[str, ...]:
+    """Every value masked as a literal now, longest first. The same tuple object is returned
+    until the secrets change, so callers may cache what they derive from it by identity.
 
         register_secret("s3cr3t-value")
         assert "s3cr3t-value" in secret_values()
     """
-    return sorted(_compiled().literals, key=len, reverse=True)
+    return _compiled().literals
+
+
+def announces_secret(text: str) -> bool:
+    """Whether ``text`` holds a secret that announces itself (a URL's password or bare userinfo,
+    a secret-looking query parameter, a Bearer/Basic credential), registered or not.
+
+        assert announces_secret("postgresql://app:pw@db/x") and not announces_secret("year=2025")
+    """
+    return bool(_ANNOUNCED_HINT.search(text)) and any(
+        p.search(text) for p in (_USERINFO, _QUERY_SECRET, _AUTH_HEADER))
 
 
 def redact(text: str | None) -> str | None:
@@ -181,7 +192,7 @@ class _Compiled:
     """The literal secrets of one (environment, registered set) state as one regular expression."""
 
     def __init__(self, literals: set[str], short: set[str]):
-        self.literals = literals | short
+        self.literals = tuple(sorted(literals | short, key=len, reverse=True))
         # Longest first, so a URL is masked whole before any of its parts could match.
         long_part = "|".join(re.escape(v) for v in sorted(literals, key=len, reverse=True))
         short_part = "|".join(re.escape(v) for v in sorted(short, key=len, reverse=True))

@@ -6,11 +6,15 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import enum
+import io
+import itertools
 import json
 import logging
 import multiprocessing
 import os
 import re
+import subprocess
+import sys
 import threading
 import uuid
 from collections import Counter
@@ -19,7 +23,14 @@ from typing import Any
 
 import pytest
 
-from planwise_monitoring.events import JsonEventLog, JsonLogConfig, log_files, read_events
+from planwise_monitoring.events import (
+    EVENT_LOGGER,
+    JsonEventLog,
+    JsonFormatter,
+    JsonLogConfig,
+    log_files,
+    read_events,
+)
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 KEYS = ["timestamp", "level", "run_id", "asset", "simulation_year", "component", "event", "pid", "fields"]
@@ -103,7 +114,7 @@ def test_values_json_cannot_hold_are_coerced(tmp_path: Path):
     cyclic: list = [1]
     cyclic.append(cyclic)
     with JsonEventLog(JsonLogConfig(path=str(path))) as log:
-        log.event("plain", when=dt.datetime(2025, 1, 31, 12, 0, tzinfo=dt.timezone.utc), day=dt.date(2025, 1, 31),
+        log.event("plain", when=dt.datetime(2025, 1, 31, 12, 0, tzinfo=dt.UTC), day=dt.date(2025, 1, 31),
                   amount=decimal.Decimal("1.10"), id=uuid.UUID(int=1), where=Path("/tmp/x"), tags={"a"},
                   colour=Colour.RED, n=np.int64(7), x=np.float32(0.5), arr=np.arange(3), error=KeyError("k"))
         log.event("not finite", nan=float("nan"), inf=float("inf"), np_nan=np.float64("nan"),
@@ -177,7 +188,7 @@ def test_burst_of_100k_lines_from_four_processes_loses_duplicates_and_tears_none
     assert len({e["pid"] for e in events}) == 4
     # the writers really did run at once: one after another would switch process 3 times; at once
     # they switch hundreds to tens of thousands of times (fewer the busier the machine)
-    assert sum(a["pid"] != b["pid"] for a, b in zip(events, events[1:])) > 30
+    assert sum(a["pid"] != b["pid"] for a, b in itertools.pairwise(events)) > 30
     for w in range(4):  # each process's lines stay in its order across rotations by the others
         assert [e["fields"]["seq"] for e in events if e["fields"]["worker"] == w] == list(range(25_000))
 
@@ -248,3 +259,192 @@ def test_threads_and_forked_children_sharing_one_log_object_lose_nothing(tmp_pat
     events = [_strict_loads(line) for line in _raw_lines(path)][1:]
     assert sorted((e["fields"]["worker"], e["fields"]["seq"]) for e in events) == [
         (w, s) for w in range(1, 6) for s in range(3_000)]
+
+
+# -- the logging integration -------------------------------------------------------------------
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def event_logger():
+    """The events logger with a collecting handler, restored afterwards."""
+    logger = logging.getLogger(EVENT_LOGGER)
+    saved = logger.level, logger.propagate, logger.disabled
+    handler = _Collect()
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield logger, handler
+    logger.removeHandler(handler)
+    logger.setLevel(saved[0])
+    logger.propagate, logger.disabled = saved[1], saved[2]
+
+
+def test_events_reach_the_named_logger_redacted_with_their_fields(tmp_path: Path, event_logger,
+                                                                  monkeypatch: pytest.MonkeyPatch):
+    logger, collected = event_logger
+    monkeypatch.setenv("PLANWISE_TEST_TOKEN", "tok-routed-5e6f7a")
+    stream = io.StringIO()
+    formatted = logging.StreamHandler(stream)
+    formatted.setFormatter(JsonFormatter())
+    logger.addHandler(formatted)
+    try:
+        with JsonEventLog(JsonLogConfig(path=str(tmp_path / "planwise.jsonl"))) as log:
+            log.event("store_unavailable", level="WARNING", run_id="r-1", asset="a", simulation_year=2025,
+                      component="SCD", message="locked; token tok-routed-5e6f7a")
+            log.event("records_written", level="DEBUG", records=3)  # below the logger's INFO
+    finally:
+        logger.removeHandler(formatted)
+
+    [record] = collected.records
+    assert (record.name, record.levelname, record.getMessage()) == (EVENT_LOGGER, "WARNING", "store_unavailable")
+    assert (record.run_id, record.asset, record.simulation_year, record.component) == ("r-1", "a", 2025, "SCD")
+    assert record.fields == {"message": "locked; token ***"}
+    # a user's handler with our formatter writes exactly the file's line
+    assert stream.getvalue() == (tmp_path / "planwise.jsonl").read_text(encoding="utf-8")
+    assert "tok-routed" not in stream.getvalue()
+
+
+def test_the_logger_does_not_propagate_until_configured(tmp_path: Path):
+    logger = logging.getLogger(EVENT_LOGGER)
+    assert logger.propagate is False  # set at import: no configuration named it before
+    root_handler = _Collect()
+    logging.getLogger().addHandler(root_handler)
+    try:
+        with JsonEventLog(JsonLogConfig(path=str(tmp_path / "p.jsonl"))) as log:
+            log.event("alerts_dispatched", level="ERROR")
+            logger.propagate = True  # what `propagate: true` in a dictConfig does
+            log.event("alerts_dispatched", level="CRITICAL")
+    finally:
+        logger.propagate = False
+        logging.getLogger().removeHandler(root_handler)
+    assert [r.levelname for r in root_handler.records if r.name == EVENT_LOGGER] == ["CRITICAL"]
+
+
+def test_a_logger_configured_before_import_is_left_as_configured():
+    code = ("import logging.config\n"
+            "logging.config.dictConfig({'version': 1, 'loggers': {'planwise_monitoring.events': {'propagate': True}}})\n"
+            "import planwise_monitoring.events\n"
+            "print(logging.getLogger('planwise_monitoring.events').propagate)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "True"
+
+
+def test_without_a_file_events_go_to_the_logger_only(tmp_path: Path, event_logger, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _, collected = event_logger
+    log = JsonEventLog(JsonLogConfig(path=None))
+    log.event("evaluated", run_id="r-2", verdict="ok")
+    log.close()
+    assert [(r.getMessage(), r.fields) for r in collected.records] == [("evaluated", {"verdict": "ok"})]
+    assert list(tmp_path.iterdir()) == []
+    assert log.enabled_for("INFO") and not log.enabled_for("DEBUG")
+
+
+def test_a_logging_config_that_disables_existing_loggers_does_not_stop_the_file(tmp_path: Path, event_logger):
+    import logging.config
+
+    logger, collected = event_logger
+    path = tmp_path / "planwise.jsonl"
+    loggers = [lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger)]
+    enabled = [lg for lg in loggers if not lg.disabled]
+    try:
+        with JsonEventLog(JsonLogConfig(path=str(path))) as log:
+            logging.config.dictConfig({"version": 1, "disable_existing_loggers": True})
+            assert logger.disabled
+            log.event("still_written")
+    finally:
+        for lg in enabled:  # undo it for the other tests
+            lg.disabled = False
+    assert [e["event"] for e in read_events(path)] == ["still_written"]
+    assert collected.records == []  # the user turned the logger off: respected
+
+
+def test_the_formatter_encodes_and_redacts_any_record(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("PLANWISE_TEST_SECRET", "s3cr3t-in-user-record")
+    try:
+        raise ValueError("boom s3cr3t-in-user-record")
+    except ValueError:
+        record = logging.LogRecord("user", logging.ERROR, __file__, 1, "user said %s", ("hi",), sys.exc_info())
+    record.run_id = "r-9"
+    line = JsonFormatter().format(record)
+    event = _strict_loads(line)
+    assert (event["event"], event["level"], event["run_id"], event["asset"]) == ("user said hi", "ERROR", "r-9", None)
+    assert "ValueError: boom ***" in event["fields"]["exception"]
+    assert "s3cr3t-in-user-record" not in line
+
+
+def test_a_failing_file_warns_once_per_interval_of_the_injected_clock(tmp_path: Path, caplog):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the log directory should be")
+    now = [1000.0]
+    log = JsonEventLog(JsonLogConfig(path=str(blocker / "planwise.jsonl")), clock=lambda: now[0])
+    log._directory_ready = True  # let the handler itself fail on opening the file, not makedirs
+    with caplog.at_level(logging.WARNING, logger="planwise_monitoring"):
+        log.event("lost")
+        now[0] += 59.0
+        log.event("lost")
+        log.event("lost")
+        now[0] += 1.5
+        log.event("lost")
+    warnings = [r.getMessage() for r in caplog.records if r.name == "planwise_monitoring"]
+    assert len(warnings) == 2
+    assert "1 event(s) dropped" in warnings[0] and "3 event(s) dropped" in warnings[1]
+
+
+def test_the_next_event_after_close_reopens_the_file(tmp_path: Path):
+    path = tmp_path / "planwise.jsonl"
+    log = JsonEventLog(JsonLogConfig(path=str(path)))
+    log.event("one")
+    log.close()
+    path.unlink()
+    log.event("two")
+    log.close()
+    assert [e["event"] for e in read_events(path)] == ["two"]
+
+
+def _fill_disk(path: str, limit: int) -> None:
+    """Runs in a spawned process whose files may not grow beyond ``limit`` bytes (RLIMIT_FSIZE):
+    the line that crosses it is written short, then refused, like on a full disk."""
+    import resource
+    import signal
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of being killed
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    with JsonEventLog(JsonLogConfig(path=path, max_bytes=0)) as log:
+        for seq in range(200):
+            log.event("tick", seq=seq, pad="x" * 37)
+
+
+def test_a_short_write_leaves_no_torn_line(tmp_path: Path):
+    path = tmp_path / "planwise.jsonl"
+    child = multiprocessing.get_context("spawn").Process(target=_fill_disk, args=(str(path), 5_000))
+    child.start()
+    child.join(timeout=120)
+    assert child.exitcode == 0
+    text = path.read_text(encoding="utf-8")
+    assert 4_000 < len(text) <= 5_000 and text.endswith("\n")  # the crossing line was cut off again
+    assert [_strict_loads(line)["fields"]["seq"] for line in text.splitlines()] == list(range(len(text.splitlines())))
+
+
+def test_zero_backups_with_two_writers_overwrites_no_line(tmp_path: Path):
+    """Truncating in place keeps every writer appending. (The stock handler reopens the file
+    without O_APPEND, so the writer that truncated goes on writing at its own offset, over the
+    lines the other writer appended meanwhile.) Two log objects have two descriptors and two
+    locks, as two processes would; taking turns makes the interleaving certain."""
+    path = tmp_path / "planwise.jsonl"
+    config = JsonLogConfig(path=str(path), max_bytes=1_000, backup_count=0)
+    with JsonEventLog(config) as first, JsonEventLog(config) as second:
+        for seq in range(300):
+            (first if seq % 7 < 3 else second).event("tick", seq=seq)
+            assert path.stat().st_size <= 1_000
+            # a line written over another, or after a hole of NULs, fails here
+            seqs = [_strict_loads(line)["fields"]["seq"] for line in _raw_lines(path)]
+            assert seqs == list(range(seq + 1 - len(seqs), seq + 1))

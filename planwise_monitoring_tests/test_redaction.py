@@ -121,10 +121,10 @@ def test_registering_from_threads_while_redacting_is_safe():
 
     def register(worker: int) -> None:
         try:
-            for i in range(300):
+            for i in range(60):
                 register_secret(f"secret-{worker}-{i:04d}")
                 redact(f"x secret-{worker}-{i:04d} y")
-        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=register, args=(w,)) for w in range(4)]
@@ -133,7 +133,7 @@ def test_registering_from_threads_while_redacting_is_safe():
     for thread in threads:
         thread.join()
     assert errors == []
-    assert redact(" ".join(f"secret-{w}-0299" for w in range(4))) == "*** *** *** ***"
+    assert redact(" ".join(f"secret-{w}-0059" for w in range(4))) == "*** *** *** ***"
 
 
 @pytest.mark.parametrize("key, secret", [
