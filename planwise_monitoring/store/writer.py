@@ -11,7 +11,12 @@ record waits in the spool until the next write from any process, and a warning s
 
     writer = writer_for(store)
     writer.submit(record)
-    writer.flush()  # only tests and tools need this: wait until the spool is drained
+    assert writer.flush(timeout_seconds=5)  # tests, tools and teardown: drain now, bounded
+
+Nothing is lost on the way: a figure the database would refuse becomes NULL before the record is
+spooled (see ``recording.records.storable``); when neither the spool nor its fallback directory
+can be written (a full disk, a file where the directory should be), the record is held in memory
+and the background thread writes it to the database directly, and a warning says so once.
 """
 
 from __future__ import annotations
@@ -24,58 +29,96 @@ import sys
 import threading
 import time
 from collections.abc import Iterable
+from typing import Any
 
-from ..recording.records import PerformanceRecord
-from ..evaluation.sla import SlaRules
+from ..recording.records import PerformanceRecord, storable
 from .duckdb import MonitoringStore, StoreError
+from .spool import take_notices
 
 log = logging.getLogger("planwise_monitoring")
 
 _SETTLE_SECONDS = 0.25  # a record reaches DuckDB this long after its step, or at process exit
 _RETRY_DELAYS = (0.5, 2.0, 5.0)  # background retries after a locked database, then wait for new work
+MAX_HELD_RECORDS = 10_000  # records kept in memory while no spool can be written (~1 KB each)
 
 
 class RecordWriter:
-    """Spools records at once and drains the spool into the store from a background thread."""
+    """Spools records at once and drains the spool into the store from a background thread.
+
+        writer = RecordWriter(MonitoringStore(tmp_path / "monitoring.duckdb"))
+        writer.submit(record)
+        assert writer.flush() and not writer.pending_ids()
+
+    Thread-safe: steps submit from their threads, the background thread drains, and ``flush``
+    may come at the same time from a resource's teardown or from ``atexit``.
+    """
 
     def __init__(self, store: MonitoringStore):
         self.store = store
-        self.sla_rules: SlaRules | None = None
+        # Handed as is to the store's replay (SLA rules to mirror into mon_sla_definitions); the
+        # store decides what it needs, so the writer does not import the evaluation stage.
+        self.sla_rules: Any = None
+        self.event_log: Any = None  # a JsonEventLog, set by the monitored steps that use this writer
         self._wake = threading.Event()
         self._io = threading.Lock()  # one drain at a time in this process
+        self._state = threading.Lock()  # guards the fields below, touched from several threads
         self._thread: threading.Thread | None = None
-        self._mine: set[str] = set()  # ids this process spooled and has not seen stored
+        self._mine: set[str] = set()  # ids this process submitted and has not seen stored
+        self._held: dict[str, PerformanceRecord] = {}  # records no spool could take
         self._warnings: list[str] = []
+        self._warned_held = False
         self._closed = False  # set at exit: DuckDB must not run in a daemon thread during shutdown
-        self.event_log = None  # a JsonEventLog, set by the monitored steps that use this writer
+        self._exited = False
 
-    def submit(self, record: PerformanceRecord, sla_rules: SlaRules | None = None) -> None:
-        """Spool the record (durable from here on) and schedule a background drain."""
-        self.store.spool.put(record.performance_id, record.to_json())
-        self._mine.add(record.performance_id)
+    def submit(self, record: PerformanceRecord, sla_rules: Any = None) -> None:
+        """Spool the record (durable from here on) and schedule a background drain. A figure
+        the database would refuse is stored as NULL, with a warning; a record that cannot be
+        stored at all (no usable duration) is dropped with a warning."""
+        cleaned, problems = storable(record)
+        for problem in problems:
+            self._warn(problem, event="record_figures")
+        if cleaned is None:
+            return
         if sla_rules is not None:
             self.sla_rules = sla_rules
+        with self._state:
+            self._mine.add(cleaned.performance_id)
+        try:
+            self.store.spool.put(cleaned.performance_id, cleaned.to_json())
+        except OSError as exc:
+            self._hold(cleaned, exc)
+        self._relay_spool_notices()
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(target=self._run, name="planwise-monitoring-writer", daemon=True)
             self._thread.start()
         self._wake.set()
 
     def flush(self, timeout_seconds: float | None = None) -> bool:
-        """Drain the spool now, waiting on the lock up to ``timeout_seconds`` (default: the store's).
-        Returns whether this process's records are all stored."""
+        """Drain the spool now; returns whether this process's records are all stored.
+
+        Bounded: waits at most ``timeout_seconds`` (default: the store's lock timeout) for a
+        drain already under way in the background thread and then for the database lock, so it
+        is safe from a resource's teardown and from ``atexit``."""
         self._drain(timeout_seconds)
         return not self.pending_ids()
 
     def pending_ids(self) -> set[str]:
-        spool_dir = self.store.spool.directory
-        self._mine -= {i for i in list(self._mine) if not (spool_dir / f"{i}.json").exists()}
-        return set(self._mine)
+        """Ids this process submitted that are not in the database yet (spooled or held)."""
+        with self._state:
+            mine, held = set(self._mine), set(self._held)
+        waiting = {i for i in mine if i in held or self.store.spool.has(i)}
+        with self._state:
+            self._mine -= mine - waiting  # stored (or set aside by the store as unstorable)
+        return waiting
 
     def take_warnings(self) -> list[str]:
         """Warnings from background drains since the last call, for the step's Dagster log."""
-        out, self._warnings = self._warnings, []
+        self._relay_spool_notices()
+        with self._state:
+            out, self._warnings = self._warnings, []
         return out
 
+    # -- the background thread -----------------------------------------------------------------
     def _run(self) -> None:
         while True:
             self._wake.wait()
@@ -90,46 +133,111 @@ class RecordWriter:
                     break
 
     def _drain(self, timeout_seconds: float | None = None, final: bool = False) -> bool:
-        with self._io:
+        budget = self.store.lock_timeout_seconds if timeout_seconds is None else timeout_seconds
+        deadline = time.monotonic() + budget
+        if not self._io.acquire(timeout=max(budget, 0.0)):
+            return False  # the background drain is still at it; it will finish the job
+        try:
             if self._closed:
                 return True
             self._closed = final
+            held = self._respool_held()
             store = self.store
-            if not store.spool.count():
+            if not held and not store.spool.count():
                 return True  # nothing to write: don't open (and lock) the database for nothing
-            if timeout_seconds is not None:
-                store = MonitoringStore(store.path, lock_timeout_seconds=timeout_seconds,
-                                        spool_dir=store.spool.directory)
+            remaining = max(deadline - time.monotonic(), 0.0)
+            if timeout_seconds is not None or remaining < store.lock_timeout_seconds:
+                store = MonitoringStore(store.path, lock_timeout_seconds=remaining, spool_dir=store.spool.directory)
+                store.spool = self.store.spool  # the same fallback directory and clock
             try:
-                written = store.replay_spool(self.sla_rules)
+                written = store.write(held, self.sla_rules) if held else store.replay_spool(self.sla_rules)
+                with self._state:
+                    for record in held:
+                        self._held.pop(record.performance_id, None)
                 if self.event_log is not None:
                     self.event_log.event("records_written", level="DEBUG", records=written, database=str(store.path))
                 return True
             except StoreError as exc:
-                self._warn(f"{exc}; {store.spool.count()} record(s) wait in {store.spool.directory} "
-                           "and will be written by the next successful write")
+                self._warn(f"{exc}; {self._waiting(store)} and will be written by the next successful write")
             except Exception as exc:  # monitoring must never take the process down
                 self._warn(f"could not write monitoring records to {store.path}: "
-                           f"{type(exc).__name__}: {exc}; they stay in {store.spool.directory}")
+                           f"{type(exc).__name__}: {exc}; {self._waiting(store)}")
             return False
+        finally:
+            self._relay_spool_notices()
+            self._io.release()
 
-    def _warn(self, message: str) -> None:
+    # -- when no spool can be written -----------------------------------------------------------
+    def _hold(self, record: PerformanceRecord, exc: OSError) -> None:
+        with self._state:
+            self._held[record.performance_id] = record
+            dropped = []
+            while len(self._held) > MAX_HELD_RECORDS:
+                oldest = next(iter(self._held))
+                dropped.append(self._held.pop(oldest))
+                self._mine.discard(oldest)
+            first, self._warned_held = not self._warned_held, True
+        if first:
+            self._warn(f"{exc}; records are held in memory and written to {self.store.path} directly "
+                       "by the background writer until the spool can be written again")
+        for record in dropped:
+            self._warn(f"more than {MAX_HELD_RECORDS} records held in memory; record {record.performance_id} "
+                       f"({record.component_name}) is lost: {record.to_json()}")
+
+    def _respool_held(self) -> list[PerformanceRecord]:
+        """Move held records back to the spool if it can be written again; returns those it can't take."""
+        with self._state:
+            held = list(self._held.values())
+        still = []
+        for record in held:
+            try:
+                self.store.spool.put(record.performance_id, record.to_json())
+            except OSError:
+                still.append(record)
+                continue
+            with self._state:
+                self._held.pop(record.performance_id, None)
+        return still
+
+    def _waiting(self, store: MonitoringStore) -> str:
+        with self._state:
+            held = len(self._held)
+        where = f"{store.spool.count()} record(s) wait in {store.spool.directory}"
+        return where + (f" and {held} in this process's memory" if held else "")
+
+    def _relay_spool_notices(self) -> None:
+        notices = take_notices()  # already logged by the spool; the next step's Dagster log gets them too
+        if notices:
+            with self._state:
+                self._warnings += notices
+
+    def _warn(self, message: str, event: str = "store_unavailable") -> None:
         log.warning("planwise-monitoring: %s", message)
-        self._warnings.append(message)
+        with self._state:
+            self._warnings.append(message)
         if self.event_log is not None:
-            self.event_log.event("store_unavailable", level="WARNING", message=message)
+            self.event_log.event(event, level="WARNING", message=message)
 
     def _at_exit(self) -> None:
+        if self._exited:
+            return  # atexit and multiprocessing's finalizer may both call this
+        self._exited = True
         if self.pending_ids():
             self._drain(final=True)
-        else:
-            with self._io:
-                self._closed = True
-        if self.pending_ids():
-            # stderr reaches Dagster's captured step logs even after the event stream has closed
-            print(f"planwise-monitoring: WARNING: {len(self._mine)} record(s) left in "
-                  f"{self.store.spool.directory}; they will be replayed by the next write", flush=True,
-                  file=sys.stderr)
+        elif self._io.acquire(timeout=self.store.lock_timeout_seconds):
+            self._closed = True
+            self._io.release()
+        waiting = self.pending_ids()
+        with self._state:
+            held = [r for i, r in self._held.items() if i in waiting]
+        spooled = len(waiting) - len(held)
+        # stderr reaches Dagster's captured step logs even after the event stream has closed
+        if spooled:
+            print(f"planwise-monitoring: WARNING: {spooled} record(s) left in {self.store.spool.directory}; "
+                  "they will be replayed by the next write", flush=True, file=sys.stderr)
+        for record in held:
+            # the last copy of a record no spool could take: printed whole, so it can be recovered
+            print(f"planwise-monitoring: UNSAVED RECORD {record.to_json()}", flush=True, file=sys.stderr)
 
 
 _writers: dict[tuple[int, str, str], RecordWriter] = {}
@@ -138,7 +246,11 @@ _exit_hook_pid: int | None = None
 
 
 def writer_for(store: MonitoringStore) -> RecordWriter:
-    """This process's writer for the store's database and spool."""
+    """This process's writer for the store's database and spool.
+
+        writer = writer_for(MonitoringStore(tmp_path / "monitoring.duckdb"))
+        assert writer is writer_for(MonitoringStore(tmp_path / "monitoring.duckdb"))
+    """
     global _exit_hook_pid
     key = (os.getpid(), os.path.abspath(store.path), os.path.abspath(store.spool.directory))
     with _writers_lock:
@@ -162,4 +274,7 @@ def all_writers() -> Iterable[RecordWriter]:
 
 def flush_all_writers() -> None:
     for writer in all_writers():
-        writer._at_exit()
+        try:
+            writer._at_exit()
+        except Exception as exc:  # one writer's trouble must not keep the others from flushing
+            log.warning("planwise-monitoring: flushing at exit failed: %s: %s", type(exc).__name__, exc)
