@@ -80,6 +80,8 @@ def clean_timestamp(value: object, what: str) -> tuple[datetime | None, str | No
 
 
 def _as_int(value: object) -> int | None:
+    if type(value) is int:  # the common case first: this runs for every figure of every record
+        return value
     if isinstance(value, bool):
         return None  # True is an int to Python, but never a meant count
     if isinstance(value, float):
@@ -97,6 +99,8 @@ def _as_int(value: object) -> int | None:
 
 
 def _as_float(value: object) -> float | None:
+    if type(value) is float:  # the common case first
+        return value if math.isfinite(value) else None
     if isinstance(value, bool) or not _is_real(value):
         return None
     try:
