@@ -61,8 +61,22 @@ _SECRET_PARAM = (r"[^\s=&#?;\"'<>]*(?:token|key|sig|signature|secret|password|pa
 _QUERY_SECRET = re.compile(rf"(?i)([?&;]{_SECRET_PARAM}=)([^\s&#;\"'<>]+)")
 # A credential has a digit or a symbol in it; "Basic authentication" does not.
 _AUTH_HEADER = re.compile(r"(?i)\b(bearer|basic)(\s+)(?=[A-Za-z._~+/\-]*[0-9._~+/\-])[A-Za-z0-9._~+/\-]{8,}=*")
-# Cheap pre-check: without one of these, none of the three patterns above can match.
-_ANNOUNCED_HINT = re.compile(r"(?i)://|=|bearer|basic")
+
+
+def _announcing_patterns(text: str) -> list[re.Pattern[str]]:
+    """The patterns above that can match ``text`` at all, by substring tests that cost far less
+    than running the case-insensitive patterns (Bearer/bearer/BEARER, Basic/basic/BASIC)."""
+    found = []
+    if "@" in text and "://" in text:
+        found.append(_USERINFO)
+    if "=" in text:
+        found.append(_QUERY_SECRET)
+    if "earer" in text or "EARER" in text or "asic" in text or "ASIC" in text:
+        found.append(_AUTH_HEADER)
+    return found
+
+_REPLACEMENTS: dict[re.Pattern[str], Any] = {
+    _USERINFO: lambda m: _mask_userinfo(m), _QUERY_SECRET: rf"\1{MASK}", _AUTH_HEADER: rf"\1\2{MASK}"}
 
 _lock = threading.Lock()
 _registered: set[str] = set()  # values read through secret_env(), whatever their variable is called
@@ -136,8 +150,7 @@ def announces_secret(text: str) -> bool:
 
         assert announces_secret("postgresql://app:pw@db/x") and not announces_secret("year=2025")
     """
-    return bool(_ANNOUNCED_HINT.search(text)) and any(
-        p.search(text) for p in (_USERINFO, _QUERY_SECRET, _AUTH_HEADER))
+    return any(p.search(text) for p in _announcing_patterns(text))
 
 
 def redact(text: str | None) -> str | None:
@@ -149,12 +162,13 @@ def redact(text: str | None) -> str | None:
     if not text:
         return text
     compiled = _compiled()
-    if compiled.pattern is not None:
-        text = compiled.pattern.sub(MASK, text)
-    if _ANNOUNCED_HINT.search(text):
-        text = _USERINFO.sub(_mask_userinfo, text)
-        text = _QUERY_SECRET.sub(rf"\1{MASK}", text)
-        text = _AUTH_HEADER.sub(rf"\1\2{MASK}", text)
+    for value in compiled.anywhere:  # longest first: a URL goes whole before its parts could
+        if value in text:
+            text = text.replace(value, MASK)
+    if compiled.words is not None and any(value in text for value in compiled.short):
+        text = compiled.words.sub(MASK, text)
+    for pattern in _announcing_patterns(text):
+        text = pattern.sub(_REPLACEMENTS[pattern], text)
     return text
 
 
@@ -189,15 +203,16 @@ def looks_secret_key(key: str) -> bool:
 # -- the compiled pattern ---------------------------------------------------------------------
 
 class _Compiled:
-    """The literal secrets of one (environment, registered set) state as one regular expression."""
+    """The literal secrets of one (environment, registered set) state, ready to search: the long
+    ones as plain substrings (``in`` and ``str.replace`` beat a regex alternation several times
+    over), the short ones as one whole-word pattern."""
 
-    def __init__(self, literals: set[str], short: set[str]):
-        self.literals = tuple(sorted(literals | short, key=len, reverse=True))
-        # Longest first, so a URL is masked whole before any of its parts could match.
-        long_part = "|".join(re.escape(v) for v in sorted(literals, key=len, reverse=True))
-        short_part = "|".join(re.escape(v) for v in sorted(short, key=len, reverse=True))
-        alternatives = [p for p in (long_part, short_part and rf"(?<!\w)(?:{short_part})(?!\w)") if p]
-        self.pattern = re.compile("|".join(alternatives)) if alternatives else None
+    def __init__(self, anywhere: set[str], short: set[str]):
+        self.anywhere = tuple(sorted(anywhere, key=len, reverse=True))
+        self.short = tuple(sorted(short, key=len, reverse=True))
+        self.literals = tuple(sorted(anywhere | short, key=len, reverse=True))
+        alternatives = "|".join(re.escape(v) for v in self.short)
+        self.words = re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)") if alternatives else None
 
 
 _cache: tuple[dict[bytes, bytes] | None, int, _Compiled] | None = None
