@@ -27,10 +27,11 @@ YEAR_RANGE = (1, 9999)  # what a datetime, and so a simulation year, can name
 
 
 def clean_count(value: object, what: str) -> tuple[int | None, str | None]:
-    """A record count as an int in ``0..BIGINT_MAX``; anything else is None with a warning.
-
+    """
         assert clean_count(10.0, "input_records") == (10, None)   # an integral float is a count
         assert clean_count(10**20, "output_records")[0] is None   # beyond BIGINT
+
+    A record count as an int in ``0..BIGINT_MAX``; anything else is None with a warning.
     """
     if value is None:
         return None, None
@@ -41,7 +42,12 @@ def clean_count(value: object, what: str) -> tuple[int | None, str | None]:
 
 
 def clean_duration(value: object, what: str) -> tuple[float | None, str | None]:
-    """A duration in seconds: finite, not negative, at most :data:`MAX_DURATION_SECONDS`."""
+    """
+        assert clean_duration(1.5, "duration") == (1.5, None)
+        assert clean_duration(float("nan"), "duration")[0] is None
+
+    A duration in seconds: finite, not negative, at most :data:`MAX_DURATION_SECONDS`.
+    """
     seconds = _as_float(value)
     if seconds is None or seconds < 0 or seconds > MAX_DURATION_SECONDS:
         return None, f"{what} {_show(value)} is not a duration (finite seconds from 0 to {MAX_DURATION_SECONDS:g})"
@@ -49,7 +55,11 @@ def clean_duration(value: object, what: str) -> tuple[float | None, str | None]:
 
 
 def clean_measure(value: object, what: str) -> tuple[float | None, str | None]:
-    """A non-negative finite figure (CPU seconds, megabytes, a rate, a threshold), or None."""
+    """
+        assert clean_measure(float("inf"), "cpu_seconds")[0] is None
+
+    A non-negative finite figure (CPU seconds, megabytes, a rate, a threshold), or None.
+    """
     if value is None:
         return None, None
     number = _as_float(value)
@@ -59,7 +69,11 @@ def clean_measure(value: object, what: str) -> tuple[float | None, str | None]:
 
 
 def clean_year(value: object, what: str = "simulation_year") -> tuple[int | None, str | None]:
-    """A simulation year that a timestamp can hold (1..9999), or None."""
+    """
+        assert clean_year(2026) == (2026, None) and clean_year(2**40)[0] is None
+
+    A simulation year that a timestamp can hold (1..9999), or None.
+    """
     if value is None:
         return None, None
     year = _as_int(value)
@@ -69,7 +83,11 @@ def clean_year(value: object, what: str = "simulation_year") -> tuple[int | None
 
 
 def clean_timestamp(value: object, what: str) -> tuple[datetime | None, str | None]:
-    """A naive UTC datetime (the store's convention); an aware one is converted, anything else is None."""
+    """
+        assert clean_timestamp(datetime(2026, 1, 1, tzinfo=UTC), "at")[0] == datetime(2026, 1, 1)
+
+    A naive UTC datetime (the store's convention); an aware one is converted, anything else is None.
+    """
     if value is None:
         return None, None
     if not isinstance(value, datetime):

@@ -200,7 +200,14 @@ def _cpu_seconds() -> float:
 
 
 class StepMeter:
-    """Context manager that measures the code it wraps. See the module docstring."""
+    """
+        with StepMeter() as meter:
+            meter.set_record_counts(output_records=1200)
+        assert meter.measurement.duration_seconds >= 0 and meter.output_records == 1200
+
+    Context manager that measures the code it wraps (see the module docstring). Figures the
+    step reports are checked on the way in; what was refused is in :attr:`warnings`.
+    """
 
     def __init__(self, sample_interval_seconds: float = 0.1):
         self.sample_interval_seconds = sample_interval_seconds

@@ -101,17 +101,18 @@ _ADAPTER: TypeAdapter[PerformanceRecord] = TypeAdapter(PerformanceRecord)
 
 
 def storable(record: PerformanceRecord) -> tuple[PerformanceRecord | None, list[str]]:
-    """The record as the store can take it, and a warning for each figure changed on the way:
-    a figure that is NaN, infinite, negative or out of range becomes None (and its SLA verdict
-    goes with a bad duration). A record whose duration, id, status or times are unusable is
-    refused whole (None): those columns cannot be NULL, and a guess would be a false record.
-
-        import math
+    """
+        import dataclasses, math
         from planwise_monitoring_tests.factories import make_record
 
         record, warnings = storable(make_record(output_record_count=10**20))
         assert record.output_record_count is None and record.records_per_second is None
-        assert storable(make_record(execution_time_seconds=math.nan))[0] is None
+        assert storable(dataclasses.replace(record, execution_time_seconds=math.nan))[0] is None
+
+    The record as the store can take it, and a warning for each figure changed on the way: a
+    figure that is NaN, infinite, negative or out of range becomes None. A record whose
+    duration, id, status or times are unusable is refused whole (None): those columns cannot be
+    NULL, and a guessed duration would be a false record with a false SLA verdict.
     """
     name = f"record {record.component_name!r}"
     refused: list[str] = []

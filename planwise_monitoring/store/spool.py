@@ -47,13 +47,24 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,199}$")  # a file name, n
 
 
 class SpoolWriteError(OSError):
-    """Neither the spool directory nor its fallback could take a record; the message says why."""
+    """
+        try:
+            Spool(path_of_a_regular_file).put(record_id, payload)
+        except SpoolWriteError as exc:
+            ...  # keep the record another way; str(exc) says why for both directories
+
+    Neither the spool directory nor its fallback could take a record.
+    """
 
 
 class Spool:
-    """The records waiting for the database, in ``directory`` (and its fallback). See the module docstring.
+    """
+        spool = Spool(tmp_path / "monitoring.duckdb.spool")
+        spool.put(record.performance_id, record.to_json())
+        [(path, payload)] = spool.pending()
 
-    ``fallback_directory`` defaults to a directory under the system temp dir derived from
+    The records waiting for the database, in ``directory`` (and its fallback); see the module
+    docstring. ``fallback_directory`` defaults to a directory under the system temp dir derived from
     ``directory``, so every process spooling for the same database finds the same one.
     ``clock`` (seconds, like :func:`time.time`) dates stray temp files; tests inject their own.
     """
@@ -163,8 +174,12 @@ class Spool:
 
 
 def default_fallback(directory: Path) -> Path:
-    """``<tmp>/planwise-monitoring-<uid>/<hash of the spool's absolute path>``: the same for every
-    process of this user spooling for the same database, and apart from everyone else's."""
+    """
+        fallback = default_fallback(Path("monitoring.duckdb.spool"))
+        assert fallback.parent.name == f"planwise-monitoring-{os.geteuid()}"
+
+    ``<tmp>/planwise-monitoring-<uid>/<spool name>-<hash of its absolute path>``: the same for
+    every process of this user spooling for the same database, and apart from everyone else's."""
     digest = hashlib.sha256(os.path.abspath(directory).encode()).hexdigest()[:16]
     return Path(tempfile.gettempdir()) / f"planwise-monitoring-{os.geteuid()}" / f"{directory.name}-{digest}"
 
@@ -236,7 +251,11 @@ def _warn_once(key: tuple[str, Path], message: str) -> None:
 
 
 def take_notices() -> list[str]:
-    """The spool's warnings (once each per process) since the last call, for the writer to relay
+    """
+        for message in take_notices():
+            context.log.warning(message)
+
+    The spool's warnings (once each per process) since the last call, for the writer to relay
     to the next monitored step's Dagster log; they have gone to the Python logger already."""
     with _said_lock:
         out = _notices[:]

@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..recording.records import PerformanceRecord, storable
-from .duckdb import MonitoringStore, StoreError
+from . import MonitoringStore, StoreError  # the package's names: stable while the store's modules move
 from .spool import take_notices
 
 log = logging.getLogger("planwise_monitoring")
@@ -43,12 +43,12 @@ MAX_HELD_RECORDS = 10_000  # records kept in memory while no spool can be writte
 
 
 class RecordWriter:
-    """Spools records at once and drains the spool into the store from a background thread.
-
+    """
         writer = RecordWriter(MonitoringStore(tmp_path / "monitoring.duckdb"))
         writer.submit(record)
         assert writer.flush() and not writer.pending_ids()
 
+    Spools records at once and drains the spool into the store from a background thread.
     Thread-safe: steps submit from their threads, the background thread drains, and ``flush``
     may come at the same time from a resource's teardown or from ``atexit``.
     """
