@@ -16,7 +16,10 @@
 
 What is masked (as ``***``):
 
-* the values of environment variables whose names look secret (``*_TOKEN``, ``*_PASSWORD``…);
+* the values of environment variables whose names look secret (``*_TOKEN``, ``*_PASSWORD``…),
+  and URLs in the environment that carry a credential (a password, a secret-looking query
+  parameter, a token-like path segment), whatever their variable is called: a process that never
+  read the variable (a step process, where only the sensor sends alerts) masks it too;
 * every value registered with :func:`register_secret`, read with :func:`secret_env`, or held by a
   variable named with :func:`register_secret_env` (its current value, so a later change is
   masked too). A registered URL is masked whole and also by its parts, since an error message
@@ -58,6 +61,7 @@ _NOT_SECRETS = frozenset({"true", "false", "yes", "no", "on", "off", "none", "nu
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)([^\s/?#@:\"'<>]+)(?::([^\s/?#@\"'<>]*))?@")
 _SECRET_PARAM = (r"[^\s=&#?;\"'<>]*(?:token|key|sig|signature|secret|password|passwd|pwd|pass|auth|credential"
                  r"|session)[^\s=&#?;\"'<>]*")
+_SECRET_PARAM_NAME = re.compile(_SECRET_PARAM, re.I)
 _QUERY_SECRET = re.compile(rf"(?i)([?&;]{_SECRET_PARAM}=)([^\s&#;\"'<>]+)")
 # A credential has a digit or a symbol in it; "Basic authentication" does not.
 _AUTH_HEADER = re.compile(r"(?i)\b(bearer|basic)(\s+)(?=[A-Za-z._~+/\-]*[0-9._~+/\-])[A-Za-z0-9._~+/\-]{8,}=*")
@@ -230,7 +234,7 @@ def _compiled() -> _Compiled:
         version, registered, names = _version, set(_registered), list(_registered_names)
     values = registered
     for name, value in os.environ.items():
-        if _SECRET_NAME.search(name) and value.strip().lower() not in _NOT_SECRETS:
+        if (_SECRET_NAME.search(name) and value.strip().lower() not in _NOT_SECRETS) or _credential_url(value):
             values.update(_variants(value))
     for name in names:
         values.update(_variants(os.environ.get(name, "")))
@@ -260,6 +264,22 @@ def _variants(value: str) -> set[str]:
         found.update(v for _, v in parse_qsl(url.query, keep_blank_values=False))
     found.add(url._replace(query="", fragment="").geturl())
     return found
+
+
+def _credential_url(value: str) -> bool:
+    """Whether an environment value is a URL carrying a credential (``MY_HOOK=https://h/hook/T0KEN``,
+    ``DB=postgresql://u:pw@h/db``, ``…?token=…``); ``HTTP_PROXY=http://proxy:3128`` is not."""
+    if "://" not in value:
+        return False
+    try:
+        url = urlsplit(value.strip())
+        password = url.password
+    except ValueError:
+        return False
+    return bool(url.scheme and url.netloc) and bool(
+        password
+        or any(_SECRET_PARAM_NAME.fullmatch(k) for k, _ in parse_qsl(url.query))
+        or any(_looks_like_token(s) for s in url.path.split("/")))
 
 
 def _looks_like_token(segment: str) -> bool:

@@ -89,9 +89,9 @@ def test_environment_values_by_variable_name(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("PLANWISE_TEST_PASSWORD", "s3cr3t-value")  # after the first call: the cache notices
     monkeypatch.setenv("PLANWISE_DB_TOKEN", "tk9")  # short, by name alone
     monkeypatch.setenv("PLANWISE_TOKEN_REFRESH", "true")  # a setting, not a secret
-    monkeypatch.setenv("PLANWISE_HOOK_URL", "https://h.example/x/Y1234567")  # not named like a secret
+    monkeypatch.setenv("PLANWISE_DOCS_URL", "https://h.example/docs/intro")  # neither named nor shaped like one
     assert redact("a s3cr3t-value, tk9 and true") == "a ***, *** and true"
-    assert redact("post https://h.example/x/Y1234567") == "post https://h.example/x/Y1234567"
+    assert redact("see https://h.example/docs/intro") == "see https://h.example/docs/intro"
     monkeypatch.delenv("PLANWISE_TEST_PASSWORD")
     assert redact("a s3cr3t-value") == "a s3cr3t-value"
 
@@ -169,3 +169,19 @@ def test_mappings_mask_secret_keys_recursively_and_redact_every_string():
     }
     assert redact_mapping({"registered-value": 1}) == {"***": 1}  # keys are text too
     assert redact_mapping("just text registered-value") == "just text ***"
+
+
+@pytest.mark.parametrize("value, secret", [
+    ("http://127.0.0.1:8080/hook/SECRETPATH", True),           # a token-like path segment
+    ("https://h.example/in?token=abc123", True),               # a secret query parameter
+    ("postgresql://app:pw@db/sim", True),                      # a password
+    ("http://proxy.internal:3128", False),
+    ("https://pypi.org/simple", False),
+    ("https://docs.example/guide/intro?page=2", False),
+    ("/usr/local/bin", False),
+])
+def test_urls_in_the_environment_that_carry_credentials_are_secrets_whatever_the_name(
+        monkeypatch: pytest.MonkeyPatch, value: str, secret: bool):
+    """A step process never reads the alert channels' variables, yet their URLs reach its errors."""
+    monkeypatch.setenv("PLAIN_SETTING", value)
+    assert (redact(f"failed: {value}") == "failed: ***") is secret
