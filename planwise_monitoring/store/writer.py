@@ -31,7 +31,9 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from ..events import JsonEventLog
 from ..recording.records import PerformanceRecord, storable
+from ..redaction import redact
 from . import MonitoringStore, StoreError  # the package's names: stable while the store's modules move
 from .spool import take_notices
 
@@ -58,7 +60,7 @@ class RecordWriter:
         # Handed as is to the store's replay (SLA rules to mirror into mon_sla_definitions); the
         # store decides what it needs, so the writer does not import the evaluation stage.
         self.sla_rules: Any = None
-        self.event_log: Any = None  # a JsonEventLog, set by the monitored steps that use this writer
+        self.event_log: JsonEventLog | None = None  # set by the monitored steps that use this writer
         self._wake = threading.Event()
         self._io = threading.Lock()  # one drain at a time in this process
         self._state = threading.Lock()  # guards the fields below, touched from several threads
@@ -212,6 +214,7 @@ class RecordWriter:
                 self._warnings += notices
 
     def _warn(self, message: str, event: str = "store_unavailable") -> None:
+        message = redact(message) or message  # a database error may quote anything
         log.warning("planwise-monitoring: %s", message)
         with self._state:
             self._warnings.append(message)

@@ -202,3 +202,17 @@ def test_a_quarantined_spool_file_is_reported_to_the_next_step(db_path: Path):
     assert writer.flush()
     assert any("bad.json cannot be stored" in w for w in writer.take_warnings())
     assert writer.store.spool.quarantined_count() == 1
+
+
+def test_a_secret_in_a_store_error_never_reaches_the_warnings(tmp_path: Path, monkeypatch, caplog):
+    monkeypatch.setenv("PLANWISE_TEST_TOKEN", "s3cr3t-token-value")
+    db_path = tmp_path / "s3cr3t-token-value" / "monitoring.duckdb"  # the database error quotes its path
+    db_path.parent.mkdir()
+    db_path.write_text("not a DuckDB file")
+    writer = RecordWriter(MonitoringStore(db_path))
+    with caplog.at_level(logging.WARNING, logger="planwise_monitoring"):
+        writer.submit(make_record())
+        assert not writer.flush()
+    warnings = writer.take_warnings()
+    assert any("cannot open monitoring database" in w for w in warnings)
+    assert "s3cr3t" not in " ".join(warnings) and "s3cr3t" not in caplog.text
