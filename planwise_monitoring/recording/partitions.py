@@ -36,7 +36,7 @@ def simulation_year_from_key(key: str | Mapping[str, str]) -> int:
             f"{' or '.join(YEAR_DIMENSIONS)}, with keys such as '2025'"
         )
     match = _YEAR_KEY.match(str(key))
-    if not match:
+    if not match or match.group(1) == "0000":  # no year 0: no timestamp (nor the store) could hold it
         raise PartitionKeyError(
             f"partition key {key!r} is not a simulation year (expected a key such as '2025' or '2025-01-01')"
         )

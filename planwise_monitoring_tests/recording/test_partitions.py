@@ -25,6 +25,7 @@ def test_year_from_partition_key(key, year):
     [
         ("abc", "partition key 'abc' is not a simulation year"),
         ("20255", "is not a simulation year"),
+        ("0000", "partition key '0000' is not a simulation year"),
         ("", "is not a simulation year"),
         ({"scenario": "baseline", "region": "eu"}, "has no year dimension"),
         ({"a": "2025", "b": "2026"}, "has no year dimension"),  # ambiguous
