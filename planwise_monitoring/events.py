@@ -31,6 +31,8 @@ writes the line above::
     events.addHandler(handler)
     events.setLevel(logging.INFO)
 
+In Dagster, listing the logger under ``python_logs: managed_python_loggers`` in ``dagster.yaml``
+(with ``python_log_level: INFO``) puts the events into each run's log.
 The logger does not propagate unless you say so (``propagate: true`` in a ``dictConfig``), so a
 root console handler does not repeat every event; if your configuration names the logger before
 this module is imported, it is left exactly as you configured it. ``JsonLogConfig(path=None)``
