@@ -448,3 +448,23 @@ def test_zero_backups_with_two_writers_overwrites_no_line(tmp_path: Path):
             # a line written over another, or after a hole of NULs, fails here
             seqs = [_strict_loads(line)["fields"]["seq"] for line in _raw_lines(path)]
             assert seqs == list(range(seq + 1 - len(seqs), seq + 1))
+
+
+def test_dagster_puts_the_events_in_the_run_log_when_it_manages_the_logger(tmp_path: Path):
+    from dagster import DagsterInstance, asset, materialize
+
+    from planwise_monitoring import MonitoringResource, monitor_performance
+
+    @asset
+    @monitor_performance("SCD")
+    def routed(context) -> None:  # (annotations are strings here, which Dagster cannot resolve)
+        pass
+
+    settings = {"python_logs": {"managed_python_loggers": [EVENT_LOGGER], "python_log_level": "INFO"}}
+    with DagsterInstance.ephemeral(settings=settings) as instance:
+        result = materialize([routed], instance=instance,
+                             resources={"monitoring": MonitoringResource(database_path=str(tmp_path / "m.duckdb"))})
+        run_log = [e.message for e in instance.all_logs(result.run_id) if not e.is_dagster_event]
+    assert run_log == ["step_recorded"]
+    [event] = read_events(tmp_path / "logs" / "planwise-monitoring.jsonl")  # and the file, as ever
+    assert (event["event"], event["asset"]) == ("step_recorded", "routed")
