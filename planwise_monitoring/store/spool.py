@@ -232,7 +232,7 @@ def _describe(exc: OSError) -> str:
 
 _said: set[tuple[str, Path]] = set()
 _said_lock = threading.Lock()
-_notices: list[str] = []  # warnings not yet relayed to a Dagster log (see take_notices)
+_notices: list[tuple[Path, str]] = []  # (spool directory, warning) not yet relayed to a Dagster log
 
 
 def _first_time(key: tuple[str, Path]) -> bool:
@@ -247,17 +247,19 @@ def _warn_once(key: tuple[str, Path], message: str) -> None:
     if _first_time(key):
         log.warning("planwise-monitoring: %s", message)
         with _said_lock:
-            _notices.append(message)
+            _notices.append((key[1], message))
 
 
-def take_notices() -> list[str]:
+def take_notices(directories: Iterable[Path]) -> list[str]:
     """
-        for message in take_notices():
+        for message in take_notices(spool.directories()):
             context.log.warning(message)
 
-    The spool's warnings (once each per process) since the last call, for the writer to relay
-    to the next monitored step's Dagster log; they have gone to the Python logger already."""
+    The warnings (once each per process) about these spool directories since the last call,
+    for the writer to relay to the next monitored step's Dagster log; they have gone to the
+    Python logger already. By directory, so one database's writer never takes another's."""
+    wanted = set(directories)
     with _said_lock:
-        out = _notices[:]
-        _notices.clear()
+        out = [message for directory, message in _notices if directory in wanted]
+        _notices[:] = [(d, m) for d, m in _notices if d not in wanted]
     return out

@@ -208,7 +208,7 @@ class RecordWriter:
         return where + (f" and {held} in this process's memory" if held else "")
 
     def _relay_spool_notices(self) -> None:
-        notices = take_notices()  # already logged by the spool; the next step's Dagster log gets them too
+        notices = take_notices(self.store.spool.directories())  # already logged by the spool; the next step's Dagster log gets them too
         if notices:
             with self._state:
                 self._warnings += notices

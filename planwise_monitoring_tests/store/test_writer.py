@@ -216,3 +216,12 @@ def test_a_secret_in_a_store_error_never_reaches_the_warnings(tmp_path: Path, mo
     warnings = writer.take_warnings()
     assert any("cannot open monitoring database" in w for w in warnings)
     assert "s3cr3t" not in " ".join(warnings) and "s3cr3t" not in caplog.text
+
+
+def test_a_writer_relays_only_its_own_spools_warnings(tmp_path: Path):
+    mine = RecordWriter(MonitoringStore(tmp_path / "mine.duckdb"))
+    other = RecordWriter(MonitoringStore(tmp_path / "other.duckdb"))
+    other.store.spool.put("bad", b"{not json")
+    other.store.replay_spool()  # quarantines it, as a sensor tick would
+    assert mine.take_warnings() == []  # a background drain of another database's writer takes nothing
+    assert any("bad.json cannot be stored" in w for w in other.take_warnings())
