@@ -80,7 +80,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,7 +98,7 @@ log = logging.getLogger("planwise_monitoring")
 
 # Leave a logger the user configured before importing us alone; otherwise keep events off the
 # root handlers until asked (the user's dictConfig, applied later, sets propagate as it says).
-if EVENT_LOGGER not in logging.Logger.manager.loggerDict:
+if not isinstance(logging.Logger.manager.loggerDict.get(EVENT_LOGGER), logging.Logger):
     logging.getLogger(EVENT_LOGGER).propagate = False
 _event_logger = logging.getLogger(EVENT_LOGGER)
 
@@ -143,7 +143,8 @@ class JsonFormatter(logging.Formatter):
         line = record.__dict__.get(_LINE)
         if isinstance(line, str):
             return line
-        fields = dict(getattr(record, "fields", None) or {})
+        raw = getattr(record, "fields", None)
+        fields = dict(raw) if isinstance(raw, Mapping) else {} if raw is None else {"fields": raw}
         if record.exc_info:
             fields["exception"] = self.formatException(record.exc_info)
         _, line = encode_event({
