@@ -10,18 +10,24 @@ A definition applies to a component by name first, then by component type, then 
                                     component_name="scd_workforce_state", component_type="SCD")])
     verdict = rules.evaluate("scd_workforce_state", "SCD", duration_seconds=100.0)
     assert verdict.sla_status == "SLA_WARNING"
+
+The configuration (an SLA file's entries, the resource's ``sla_definitions``) is validated by the
+pydantic model :class:`SlaEntry`: unknown keys, wrong types and NaN or infinite thresholds are an
+:class:`SlaConfigError` naming the file, the entry and the field, quoting at most a short excerpt.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from ..yaml_files import read_yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ..yaml_files import excerpt, read_yaml
 
 ANY = "*"  # stands for "any component" in mon_sla_definitions, whose columns are NOT NULL
 
@@ -57,6 +63,13 @@ class SlaDefinition:
     component_type: str | None = None
     record_count_threshold: int = 0
     is_active: bool = True
+
+    def __post_init__(self) -> None:
+        # A NaN threshold would judge every duration WITHIN_SLA (every comparison with NaN is False).
+        for name in ("sla_threshold_seconds", "warning_threshold_seconds"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise SlaConfigError(f"SlaDefinition: {name} must be a finite number, got {excerpt(value)}")
 
     def thresholds_for(self, output_records: int | None) -> tuple[float, float]:
         """(warning, breach) thresholds for a step that produced ``output_records`` records."""
@@ -141,53 +154,97 @@ class SlaRules:
         return [*self.definitions, self.default]
 
 
-_FIELDS = {f.name for f in dataclasses.fields(SlaDefinition)}
+class SlaEntry(BaseModel):
+    """One SLA entry as written in an SLA file or in the resource's ``sla_definitions``: the schema
+    of the configuration, strict (no unknown keys, no ``"10"`` for 10, no NaN or infinity).
+
+        entry = SlaEntry.model_validate({"component_name": "scd_workforce_state",
+                                         "sla_threshold_seconds": 120, "warning_threshold_seconds": 90})
+        assert entry.to_definition() == SlaDefinition(120, 90, component_name="scd_workforce_state")
+
+    :func:`parse_sla_definition` turns its validation errors into an :class:`SlaConfigError` that
+    names the file, the entry and the field.
+    """
+
+    # strict: YAML's "true"/"10" stay strings and are refused, as the hand-written checks did
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+
+    sla_threshold_seconds: float = Field(gt=0, description="Above this the step breaches its SLA.")
+    warning_threshold_seconds: float = Field(gt=0, description="Above this (and within the SLA) it warns.")
+    component_name: str | None = Field(default=None, description="The component (asset or dbt model) it applies to.")
+    component_type: str | None = Field(default=None, description="The component type it applies to, e.g. SCD.")
+    record_count_threshold: int = Field(
+        default=0, ge=0, description="Thresholds scale linearly above this many output records (0: never).")
+    is_active: bool = Field(default=True, description="An inactive entry is stored but never applies.")
+
+    @field_validator("component_name", "component_type")
+    @classmethod
+    def _a_name(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or value.strip() == ANY):
+            raise ValueError("not a name")
+        return value
+
+    @model_validator(mode="after")
+    def _warning_before_breach(self) -> SlaEntry:
+        if self.warning_threshold_seconds >= self.sla_threshold_seconds:
+            raise ValueError(f"warning_threshold_seconds ({self.warning_threshold_seconds:g}) must be less than "
+                             f"sla_threshold_seconds ({self.sla_threshold_seconds:g})")
+        return self
+
+    def to_definition(self) -> SlaDefinition:
+        return SlaDefinition(**self.model_dump())
+
+
+_FIELDS = list(SlaEntry.model_fields)
+# What each field must be, said the way the error messages always said it.
+_EXPECTED = {"sla_threshold_seconds": "a positive number", "warning_threshold_seconds": "a positive number",
+             "record_count_threshold": "a whole number >= 0", "component_name": "a non-empty name",
+             "component_type": "a non-empty name", "is_active": "true or false"}
+
+
+def _entry_error(exc: ValidationError, label: str) -> SlaConfigError:
+    """The first problem of an entry, in the order a reader fixes them: unknown keys, missing keys,
+    values, then how the values relate."""
+    errors = exc.errors(include_url=False)
+    unknown = sorted(str(e["loc"][0]) for e in errors if e["type"] == "extra_forbidden")
+    if unknown:
+        return SlaConfigError(f"{label}: unknown key(s) {[str(k)[:40] for k in unknown[:5]]}; "
+                              f"allowed: {sorted(_FIELDS)}")
+    missing = [str(e["loc"][0]) for e in errors if e["type"] == "missing"]
+    if missing:
+        return SlaConfigError(f"{label}: missing {missing[0]}")
+    fields = [e for e in errors if e["loc"]]
+    if fields:
+        error = min(fields, key=lambda e: _FIELDS.index(str(e["loc"][0])))
+        field, value = str(error["loc"][0]), error["input"]
+        expected = "a finite number" if error["type"] == "finite_number" else _EXPECTED[field]
+        return SlaConfigError(f"{label}: {field} must be {expected}, got {excerpt(value)}")
+    return SlaConfigError(f"{label}: {str(errors[0]['msg']).removeprefix('Value error, ')}")
 
 
 def parse_sla_definition(raw: Any, where: str, *, is_default: bool = False) -> SlaDefinition:
-    """Validate one mapping into an :class:`SlaDefinition`; errors name ``where``."""
+    """Validate one mapping into an :class:`SlaDefinition`; errors name ``where`` and the field.
+
+        d = parse_sla_definition({"component_type": "SCD", "sla_threshold_seconds": 60,
+                                  "warning_threshold_seconds": 45}, "sla.yaml: definitions[0]")
+        assert d == SlaDefinition(60, 45, component_type="SCD")
+    """
     if not isinstance(raw, Mapping):
         raise SlaConfigError(f"{where}: expected a mapping of SLA fields, got {type(raw).__name__}")
     label = where
-    if raw.get("component_name") or raw.get("component_type"):
-        label += f" ({', '.join(f'{k}={raw[k]!r}' for k in ('component_name', 'component_type') if raw.get(k))})"
-    unknown = sorted(set(map(str, raw)) - _FIELDS)
-    if unknown:
-        raise SlaConfigError(f"{label}: unknown key(s) {unknown}; allowed: {sorted(_FIELDS)}")
-    for key in ("sla_threshold_seconds", "warning_threshold_seconds"):
-        if key not in raw:
-            raise SlaConfigError(f"{label}: missing {key}")
-        value = raw[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise SlaConfigError(f"{label}: {key} must be a positive number, got {value!r}")
-    if raw["warning_threshold_seconds"] >= raw["sla_threshold_seconds"]:
-        raise SlaConfigError(
-            f"{label}: warning_threshold_seconds ({raw['warning_threshold_seconds']}) must be less than "
-            f"sla_threshold_seconds ({raw['sla_threshold_seconds']})"
-        )
-    records = raw.get("record_count_threshold", 0)
-    if isinstance(records, bool) or not isinstance(records, int) or records < 0:
-        raise SlaConfigError(f"{label}: record_count_threshold must be a whole number >= 0, got {records!r}")
+    named = [(k, raw[k]) for k in ("component_name", "component_type") if raw.get(k)]
+    if named:
+        label += f" ({', '.join(f'{k}={excerpt(v, 40)}' for k, v in named)})"
+    try:
+        entry = SlaEntry.model_validate(raw)
+    except ValidationError as exc:
+        raise _entry_error(exc, label) from None
     for key in ("component_name", "component_type"):
-        value = raw.get(key)
-        if value is None:
-            continue
-        if is_default:
+        if is_default and getattr(entry, key) is not None:
             raise SlaConfigError(f"{label}: the default applies to every component; remove {key}")
-        if not isinstance(value, str) or not value.strip() or value.strip() == ANY:
-            raise SlaConfigError(f"{label}: {key} must be a non-empty name, got {value!r}")
-    if not is_default and not (raw.get("component_name") or raw.get("component_type")):
+    if not is_default and not (entry.component_name or entry.component_type):
         raise SlaConfigError(f"{label}: needs component_name or component_type (or put it under 'default')")
-    if not isinstance(raw.get("is_active", True), bool):
-        raise SlaConfigError(f"{label}: is_active must be true or false")
-    return SlaDefinition(
-        sla_threshold_seconds=float(raw["sla_threshold_seconds"]),
-        warning_threshold_seconds=float(raw["warning_threshold_seconds"]),
-        component_name=raw.get("component_name"),
-        component_type=raw.get("component_type"),
-        record_count_threshold=records,
-        is_active=raw.get("is_active", True),
-    )
+    return entry.to_definition()
 
 
 def parse_sla_config(raw: Any, source: str) -> tuple[list[SlaDefinition], SlaDefinition | None]:
@@ -200,7 +257,8 @@ def parse_sla_config(raw: Any, source: str) -> tuple[list[SlaDefinition], SlaDef
         raise SlaConfigError(f"{source}: expected 'definitions:' (a list) and optionally 'default:'")
     unknown = sorted(set(map(str, raw)) - {"definitions", "default"})
     if unknown:
-        raise SlaConfigError(f"{source}: unknown top-level key(s) {unknown}; allowed: ['default', 'definitions']")
+        raise SlaConfigError(f"{source}: unknown top-level key(s) {[str(k)[:40] for k in unknown[:5]]}; "
+                             "allowed: ['default', 'definitions']")
     entries = raw.get("definitions") or []
     if not isinstance(entries, list):
         raise SlaConfigError(f"{source}: 'definitions' must be a list")
@@ -219,7 +277,7 @@ def check_unique(definitions: Sequence[SlaDefinition], source: str) -> None:
         if key in seen:
             raise SlaConfigError(
                 f"{source}: definitions[{i}] repeats definitions[{seen[key]}] for "
-                f"{'component_name=' + repr(d.component_name) if d.component_name else 'component_type=' + repr(d.component_type)}"
+                f"{'component_name=' + excerpt(d.component_name, 40) if d.component_name else 'component_type=' + excerpt(d.component_type, 40)}"
             )
         seen[key] = i
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -9,11 +10,13 @@ from planwise_monitoring.evaluation.sla import (
     PerformanceCategory,
     SlaConfigError,
     SlaDefinition,
+    SlaEntry,
     SlaRules,
     SlaStatus,
     load_sla_file,
     merge_definitions,
     parse_sla_config,
+    parse_sla_definition,
     performance_category,
     sla_status,
 )
@@ -150,5 +153,72 @@ def test_invalid_yaml_names_file_and_line(tmp_path: Path):
 
 
 def test_missing_file_is_a_clear_error(tmp_path: Path):
-    with pytest.raises(SlaConfigError, match="cannot read SLA file .*nope.yaml: No such file"):
+    with pytest.raises(SlaConfigError, match=r"cannot read SLA file .*nope.yaml: No such file"):
         load_sla_file(tmp_path / "nope.yaml")
+
+
+# -- the configuration model: NaN, strict types, short messages ---------------------------------
+
+THRESHOLDS = {"sla_threshold_seconds": 10, "warning_threshold_seconds": 5}
+
+
+@pytest.mark.parametrize("field", ["sla_threshold_seconds", "warning_threshold_seconds"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_thresholds_are_refused_in_entries(field, value):
+    """NaN passed every check before (NaN <= 0 and NaN >= x are both False) and then judged every
+    duration WITHIN_SLA."""
+    with pytest.raises(SlaConfigError) as info:
+        parse_sla_definition({"component_name": "scd", **THRESHOLDS, field: value}, "sla_definitions[0]")
+    assert str(info.value) == f"sla_definitions[0] (component_name='scd'): {field} must be a finite number, got {value!r}"
+
+
+def test_non_finite_thresholds_are_refused_in_resource_config():
+    from pydantic import ValidationError
+
+    from planwise_monitoring import MonitoringResource
+
+    with pytest.raises(ValidationError, match=r"sla_definitions\[0\] \(component_type='SCD'\): "
+                                              r"sla_threshold_seconds must be a finite number, got nan"):
+        MonitoringResource(sla_definitions=[{"component_type": "SCD", "sla_threshold_seconds": float("nan"),
+                                             "warning_threshold_seconds": 5}])
+
+
+def test_a_definition_built_in_code_refuses_nan_too():
+    with pytest.raises(SlaConfigError, match="sla_threshold_seconds must be a finite number, got nan"):
+        SlaDefinition(float("nan"), 5, component_name="scd")
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"component_name": "scd", "sla_threshold_seconds": True, "warning_threshold_seconds": 5},
+     "sla_threshold_seconds must be a positive number, got True"),
+    ({"component_name": "scd", "sla_threshold_seconds": "10", "warning_threshold_seconds": 5},
+     "sla_threshold_seconds must be a positive number, got '10'"),
+    ({"component_name": "scd", **THRESHOLDS, "record_count_threshold": 1.5},
+     "record_count_threshold must be a whole number >= 0, got 1.5"),
+    ({"component_name": "scd", **THRESHOLDS, "is_active": "yes"}, "is_active must be true or false"),
+    ({"component_name": " ", **THRESHOLDS}, "component_name must be a non-empty name, got ' '"),
+    ({"component_type": "*", **THRESHOLDS}, "component_type must be a non-empty name, got '*'"),
+])
+def test_strict_types_name_the_field(raw, message):
+    with pytest.raises(SlaConfigError, match=re.escape(message)):
+        parse_sla_definition(raw, "sla.yaml: definitions[0]")
+
+
+def test_error_messages_quote_at_most_a_short_excerpt():
+    huge = "x" * 1_000_000
+    for raw in ({"component_name": huge, "sla_threshold_seconds": huge, "warning_threshold_seconds": 1},
+                {"component_name": "a", **THRESHOLDS, huge: 1}):
+        with pytest.raises(SlaConfigError) as info:
+            parse_sla_definition(raw, "sla.yaml: definitions[0]")
+        assert len(str(info.value)) < 400
+    with pytest.raises(SlaConfigError) as info:
+        parse_sla_config({"definitions": [{"component_name": huge, **THRESHOLDS}] * 2}, "sla.yaml")
+    assert "definitions[1] repeats definitions[0]" in str(info.value) and len(str(info.value)) < 200
+
+
+def test_the_entry_model_is_the_schema():
+    schema = SlaEntry.model_json_schema()
+    assert schema["additionalProperties"] is False
+    assert set(schema["required"]) == {"sla_threshold_seconds", "warning_threshold_seconds"}
+    assert SlaEntry.model_validate({"component_type": "SCD", **THRESHOLDS}).to_definition() == SlaDefinition(
+        10, 5, component_type="SCD")
