@@ -41,6 +41,9 @@ log = logging.getLogger("planwise_monitoring")
 
 _SETTLE_SECONDS = 0.25  # a record reaches DuckDB this long after its step, or at process exit
 _RETRY_DELAYS = (0.5, 2.0, 5.0)  # background retries after a locked database, then wait for new work
+# At exit, how long to wait for a background drain under way (its lock wait plus its write): the
+# interpreter must not shut down while a daemon thread is inside DuckDB.
+EXIT_WAIT_SECONDS = 30.0
 MAX_HELD_RECORDS = 10_000  # records kept in memory while no spool can be written (~1 KB each)
 
 
@@ -134,11 +137,16 @@ class RecordWriter:
                 if self._drain():
                     break
 
-    def _drain(self, timeout_seconds: float | None = None, final: bool = False) -> bool:
+    def _drain(self, timeout_seconds: float | None = None, final: bool = False,
+               drain_wait_seconds: float | None = None) -> bool:
+        """One drain. Waits for a drain under way for ``drain_wait_seconds`` (default: within the
+        same budget as the database lock, ``timeout_seconds`` or the store's lock timeout)."""
         budget = self.store.lock_timeout_seconds if timeout_seconds is None else timeout_seconds
         deadline = time.monotonic() + budget
-        if not self._io.acquire(timeout=max(budget, 0.0)):
+        if not self._io.acquire(timeout=max(budget if drain_wait_seconds is None else drain_wait_seconds, 0.0)):
             return False  # the background drain is still at it; it will finish the job
+        if drain_wait_seconds is not None:
+            deadline = time.monotonic() + budget  # the lock budget starts once the other drain is done
         try:
             if self._closed:
                 return True
@@ -226,8 +234,8 @@ class RecordWriter:
             return  # atexit and multiprocessing's finalizer may both call this
         self._exited = True
         if self.pending_ids():
-            self._drain(final=True)
-        elif self._io.acquire(timeout=self.store.lock_timeout_seconds):
+            self._drain(final=True, drain_wait_seconds=EXIT_WAIT_SECONDS)
+        elif self._io.acquire(timeout=EXIT_WAIT_SECONDS):
             self._closed = True
             self._io.release()
         waiting = self.pending_ids()

@@ -225,3 +225,32 @@ def test_a_writer_relays_only_its_own_spools_warnings(tmp_path: Path):
     other.store.replay_spool()  # quarantines it, as a sensor tick would
     assert mine.take_warnings() == []  # a background drain of another database's writer takes nothing
     assert any("bad.json cannot be stored" in w for w in other.take_warnings())
+
+
+_EXIT_DURING_A_DRAIN = """
+import sys, threading
+from planwise_monitoring.store.duckdb import MonitoringStore
+from planwise_monitoring.store.writer import writer_for
+from planwise_monitoring_tests.factories import make_record
+store = MonitoringStore(sys.argv[1], lock_timeout_seconds=0.2)
+store.write([])
+for _ in range(int(sys.argv[2])):  # a backlog: the drain takes far longer than the lock timeout
+    record = make_record()
+    store.spool.put(record.performance_id, record.to_json())
+writer = writer_for(store)
+writer.submit(make_record())
+while not writer._io.locked():  # the background drain is under way
+    threading.Event().wait(0.005)
+print("exiting during the drain", flush=True)
+"""
+
+
+def test_exit_waits_for_a_background_drain_under_way(db_path: Path):
+    backlog = 2000
+    result = subprocess.run([sys.executable, "-c", _EXIT_DURING_A_DRAIN, str(db_path), str(backlog)],
+                            capture_output=True, text=True, cwd=Path(__file__).parents[2])
+    assert result.returncode == 0, result.stderr  # no daemon thread killed inside DuckDB
+    assert "exiting during the drain" in result.stdout
+    assert "left in" not in result.stderr
+    store = MonitoringStore(db_path)
+    assert store.spool.count() == 0 and len(store.read_performance()) == backlog + 1
