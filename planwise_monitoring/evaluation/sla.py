@@ -33,16 +33,32 @@ ANY = "*"  # stands for "any component" in mon_sla_definitions, whose columns ar
 
 
 class SlaConfigError(ValueError):
-    """An SLA definition or SLA file is malformed; the message names the entry."""
+    """An SLA definition or SLA file is malformed; the message names the file, entry and field.
+
+        try:
+            parse_sla_config({"definitions": [{"component_name": "scd"}]}, "sla.yaml")
+        except SlaConfigError as exc:
+            assert str(exc) == "sla.yaml: definitions[0] (component_name='scd'): missing sla_threshold_seconds"
+    """
 
 
 class SlaStatus(str, Enum):
+    """A step's duration against its SLA (``mon_multi_year_performance.sla_status``).
+
+        assert sla_status(100.0, warning_threshold=90, breach_threshold=120) is SlaStatus.SLA_WARNING
+    """
+
     WITHIN_SLA = "WITHIN_SLA"
     SLA_WARNING = "SLA_WARNING"
     SLA_BREACH = "SLA_BREACH"
 
 
 class PerformanceCategory(str, Enum):
+    """A finer grade of the same comparison (``performance_category``).
+
+        assert performance_category(50.0, 90, 120) is PerformanceCategory.EXCELLENT
+    """
+
     EXCELLENT = "EXCELLENT"  # at most half the breach threshold
     GOOD = "GOOD"  # at most the warning threshold
     POOR = "POOR"  # past the warning threshold, within the breach threshold
