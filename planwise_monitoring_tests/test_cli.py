@@ -81,9 +81,10 @@ def test_a_named_query(db_path, capsys):
                                                                          "SLA_BREACH"]])
     assert _cli(db_path, "sla-compliance", "--format", "json") == 0
     [row] = json.loads(capsys.readouterr().out)
-    assert row["component_name"] == "scd_workforce_state" and row["compliance_pct"] == 50.0
+    assert row["component_name"] == "scd_workforce_state" and row["sla_compliance_pct"] == 50.0
     assert _cli(db_path, "trend", "scd_workforce_state") == 0
-    assert capsys.readouterr().out.splitlines()[1].split()[:5] == ["2025", "2026-01-01", "4", "0", "2"]
+    assert capsys.readouterr().out.splitlines()[1].split()[:8] == [
+        "scd_workforce_state", "SCD", "2025", "baseline", "2026-01-01", "4", "0", "2"]
 
 
 @pytest.mark.parametrize("sql, message", [
@@ -124,7 +125,8 @@ def test_summary_computed_from_the_runs_rows(db_path, tmp_path, capsys):
     assert _cli(db_path, "summary", "run-9", "--artifacts", str(tmp_path / "none")) == 0
     out = capsys.readouterr().out
     assert "steps: 3 (2 succeeded, 1 failed)" in out and "143.0s of step time" in out
-    assert re.search(r"scd_workforce_state\s+SCD\s+12\.0\s+130\.0\s+142\.0", out)
+    assert re.search(r"scd_workforce_state\s+SCD\s+12\.00\s+130\.00\s+142\.00", out)
+    assert "SLA compliance: 50% of 2 judged step(s)" in out
     assert "SLA_BREACH   scd_workforce_state 2026: 130.00s against 120s" in out
     assert "fct_yearly_events 2025: KeyError" in out and "500" not in out
     assert _cli(db_path, "summary", "no-such-run") == 2

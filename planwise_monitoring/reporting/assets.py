@@ -12,6 +12,7 @@ the row count, and numeric headline figures (e.g. overall SLA compliance %), whi
 
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import pandas as pd
 from dagster import (
@@ -47,41 +48,45 @@ def markdown_table(df: pd.DataFrame, rows: int = PREVIEW_ROWS) -> str:
     return "\n".join(lines)
 
 
-def _headlines_trends(df: pd.DataFrame) -> dict:
+def _headlines_trends(session: StoreSession, df: pd.DataFrame, since: datetime) -> dict[str, Any]:
     return {"components": int(df["component_name"].nunique()) if len(df) else 0,
-            "runs": int(df["run_count"].sum()) if len(df) else 0,
+            "runs": int(df["runs"].sum()) if len(df) else 0,
             "sla_breaches": int(df["sla_breaches"].sum()) if len(df) else 0}
 
 
-def _headlines_compliance(df: pd.DataFrame) -> dict:
-    total = int(df["total_runs"].sum()) if len(df) else 0
-    breaches = int(df["sla_breaches"].sum()) if len(df) else 0
-    return {"overall_compliance_pct": round(100.0 * (total - breaches) / total, 2) if total else 100.0,
-            "sla_breaches": int(df["sla_breaches"].sum()) if len(df) else 0,
-            "sla_warnings": int(df["sla_warnings"].sum()) if len(df) else 0,
-            "worst_component_compliance_pct": float(df["sla_compliance_pct"].min()) if len(df) else 100.0}
+def _headlines_compliance(session: StoreSession, df: pd.DataFrame, since: datetime) -> dict[str, Any]:
+    # The overall figure is the store's, over every component at once, not an average of percentages.
+    [overall] = session.overall_compliance(since).dicts()
+    worst = df["sla_compliance_pct"].dropna() if len(df) else pd.Series(dtype=float)
+    return {"overall_compliance_pct": 100.0 if overall["sla_compliance_pct"] is None
+            else float(overall["sla_compliance_pct"]),
+            "sla_breaches": int(overall["sla_breaches"]),
+            "sla_warnings": int(overall["sla_warnings"]),
+            "worst_component_compliance_pct": float(worst.min()) if len(worst) else 100.0}
 
 
-def _headlines_regressions(df: pd.DataFrame) -> dict:
+def _headlines_regressions(session: StoreSession, df: pd.DataFrame, since: datetime) -> dict[str, Any]:
     counts = df["regression_severity"].value_counts() if len(df) else {}
     return {"regressions": len(df), **{s.lower(): int(counts.get(s, 0)) for s in ("CRITICAL", "MAJOR", "MINOR")}}
 
 
-def _headlines_memory(df: pd.DataFrame) -> dict:
+def _headlines_memory(session: StoreSession, df: pd.DataFrame, since: datetime) -> dict[str, Any]:
     growth = df["growth_since_first_year_mb"].dropna() if len(df) else pd.Series(dtype=float)
     return {"max_growth_mb": round(float(growth.max()), 2) if len(growth) else 0.0,
             "max_peak_memory_mb": round(float(df["peak_memory_mb"].max()), 2) if len(df) else 0.0}
 
 
-_REPORTS: list[tuple[str, str, Callable[[StoreSession, datetime], pd.DataFrame], Callable[[pd.DataFrame], dict]]] = [
-    ("mon_performance_trends", "Per component, simulation year, scenario and day: runs, avg/min/max/p95 "
-     "duration and SLA breaches.", StoreSession.build_performance_trends, _headlines_trends),
-    ("mon_sla_compliance", "Per component: runs within SLA, with a warning, breaching, and compliance %.",
-     StoreSession.build_sla_compliance, _headlines_compliance),
-    ("mon_regression_report", "Regressions detected in the window, worst first.",
-     StoreSession.build_regression_report, _headlines_regressions),
+Headlines = Callable[[StoreSession, pd.DataFrame, datetime], dict[str, Any]]
+
+# (table, description, headline figures); each table is built by the store from its figure's query.
+_REPORTS: list[tuple[str, str, Headlines]] = [
+    ("mon_performance_trends", "Per component, simulation year, scenario and UTC day a step ended: runs, failed "
+     "runs, SLA breaches and avg/min/max/p95 seconds of the succeeded steps.", _headlines_trends),
+    ("mon_sla_compliance", "Per component: judged runs, within SLA, with a warning, breaching, not judged, and "
+     "compliance % (judged runs that did not breach).", _headlines_compliance),
+    ("mon_regression_report", "Regressions detected in the window, worst first.", _headlines_regressions),
     ("mon_memory_growth", "Peak memory per simulation, component and year, and its growth since the "
-     "simulation's first year (a view).", lambda s, _since: s.build_memory_growth(), _headlines_memory),
+     "simulation's first year (a view).", _headlines_memory),
 ]
 
 
@@ -89,15 +94,15 @@ def build_monitoring_assets(*, resource_key: str = "monitoring", window_days: in
                             group_name: str = GROUP) -> list[AssetsDefinition]:
     """The four monitoring assets, built from the last ``window_days`` of history."""
 
-    def make(name: str, description: str, build, headlines) -> AssetsDefinition:
+    def make(name: str, description: str, headlines: Headlines) -> AssetsDefinition:
         @asset(name=name, group_name=group_name, description=description, required_resource_keys={resource_key},
                retry_policy=RetryPolicy(max_retries=3, delay=10), kinds={"duckdb"})
         def _report(context: AssetExecutionContext) -> MaterializeResult:
             store = getattr(context.resources, resource_key).get_store()
             since = utcnow() - timedelta(days=window_days)
             with store.session() as session:
-                df = build(session, since)
-            metadata = {f"planwise/{k}": v for k, v in headlines(df).items()}
+                df = session.build_report(name, since).df()
+                metadata = {f"planwise/{k}": v for k, v in headlines(session, df, since).items()}
             return MaterializeResult(metadata={
                 **metadata,
                 "dagster/row_count": len(df),

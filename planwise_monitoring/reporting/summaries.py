@@ -15,12 +15,11 @@ import os
 import platform
 import socket
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata as package_metadata
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from dagster import (
     AssetKey,
     AssetObservation,
@@ -28,17 +27,18 @@ from dagster import (
     DagsterEventType,
     DagsterInstance,
     DagsterRun,
+    DagsterRunStatus,
     DefaultSensorStatus,
     MetadataValue,
-    DagsterRunStatus,
     RunStatusSensorContext,
     run_status_sensor,
 )
 
+from ..defs.resource import MonitoringResource, with_resource_parameter
 from ..events import JsonEventLog
 from ..redaction import redact, redact_mapping
-from ..defs.resource import MonitoringResource, with_resource_parameter
-from ..store.duckdb import MonitoringStore, StoreError
+from ..store.duckdb import MonitoringStore
+from ..store.errors import StoreError
 
 RUN_SUMMARIES = AssetKey("planwise_run_summaries")
 run_summaries_spec = AssetSpec(RUN_SUMMARIES, group_name="planwise_monitoring",
@@ -68,7 +68,7 @@ def _errors(instance: DagsterInstance, run_id: str) -> list[dict[str, Any]]:
     entries = instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE)
     # the run's own failure only when no step failed (e.g. a resource that could not start)
     for entry in entries or instance.all_logs(run_id, of_type=DagsterEventType.RUN_FAILURE):
-        data = entry.dagster_event.event_specific_data
+        data = entry.dagster_event.event_specific_data if entry.dagster_event else None
         error = getattr(data, "error", None)
         if error is None:
             continue
@@ -89,28 +89,35 @@ def _errors(instance: DagsterInstance, run_id: str) -> list[dict[str, Any]]:
 def run_summary(instance: DagsterInstance, run: DagsterRun, store: MonitoringStore) -> dict[str, Any]:
     """Everything a person wants to know about a finished run, as JSON-ready data."""
     stats = instance.get_run_stats(run.run_id)
-    start = datetime.fromtimestamp(stats.start_time, timezone.utc) if stats.start_time else None
-    end = datetime.fromtimestamp(stats.end_time, timezone.utc) if stats.end_time else None
-    rows, regressions = pd.DataFrame(), pd.DataFrame()
+    start = datetime.fromtimestamp(stats.start_time, UTC) if stats.start_time else None
+    end = datetime.fromtimestamp(stats.end_time, UTC) if stats.end_time else None
+    steps: list[dict[str, Any]] = []
+    timings: list[dict[str, Any]] = []
+    regressions: list[dict[str, Any]] = []
+    compliance: dict[str, Any] = {}
     monitoring_error = None
     try:
         with store.session(read_only=True) as session:
-            rows, regressions = session.run_rows(run.run_id), session.run_regressions(run.run_id)
+            steps = session.run_steps(run.run_id).dicts()
+            timings = session.run_timings(run.run_id).dicts()
+            [compliance] = session.run_compliance(run.run_id).dicts()
+            regressions = session.run_regressions(run.run_id).dicts()
     except StoreError as exc:
         monitoring_error = str(exc)
     components = [
-        {"simulation_year": None if pd.isna(r.simulation_year) else int(r.simulation_year),
-         "component": r.component_name, "component_type": r.component_type, "status": r.status,
-         "seconds": round(float(r.execution_time_seconds), 3),
-         "peak_memory_mb": None if pd.isna(r.memory_usage_mb) else round(float(r.memory_usage_mb), 1),
-         "output_records": None if pd.isna(r.output_record_count) else int(r.output_record_count),
-         "sla_status": r.sla_status}
-        for r in rows.itertuples()
+        {"simulation_year": r["simulation_year"], "component": r["component_name"],
+         "component_type": r["component_type"], "status": r["status"],
+         "seconds": round(float(r["execution_time_seconds"]), 3),
+         "peak_memory_mb": None if r["memory_usage_mb"] is None else round(float(r["memory_usage_mb"]), 1),
+         "output_records": r["output_record_count"], "sla_status": r["sla_status"]}
+        for r in steps
     ]
+    # The store's figure: a component's time in a year is the sum over its attempts (retries).
     per_year: dict[str, dict[str, float]] = {}
-    for c in components:
-        per_year.setdefault(str(c["simulation_year"]), {})[c["component"]] = c["seconds"]
-    memory = {}
+    for t in timings:
+        per_year.setdefault(str(t["simulation_year"]), {})[t["component_name"]] = round(
+            float(t["execution_time_seconds"]), 3)
+    memory: dict[str, float] = {}
     for c in components:
         if c["simulation_year"] is not None and c["peak_memory_mb"] is not None:
             year = str(c["simulation_year"])
@@ -127,7 +134,8 @@ def run_summary(instance: DagsterInstance, run: DagsterRun, store: MonitoringSto
         "components": components,
         "bottlenecks": sorted(components, key=lambda c: c["seconds"], reverse=True)[:BOTTLENECKS],
         "sla_breaches": [c for c in components if c["sla_status"] == "SLA_BREACH"],
-        "regressions": json.loads(regressions.to_json(orient="records", date_format="iso")) if len(regressions) else [],
+        "regressions": json.loads(json.dumps(regressions, default=_json_text)),
+        "sla_compliance": compliance,
         "peak_memory_mb_by_year": memory,
         "errors": _errors(instance, run.run_id),
         "config": redact_mapping(json.loads(json.dumps(run.run_config, default=str))),
@@ -136,6 +144,11 @@ def run_summary(instance: DagsterInstance, run: DagsterRun, store: MonitoringSto
                         **_versions()},
         "monitoring_error": monitoring_error,
     }
+
+
+def _json_text(value: Any) -> str:
+    """Timestamps as ISO 8601, UUIDs and the rest as their text."""
+    return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
 def format_summary(s: dict[str, Any]) -> str:
@@ -150,6 +163,9 @@ def format_summary(s: dict[str, Any]) -> str:
         lines.append("Slowest components:")
         lines += [f"  {c['component']} {c['simulation_year'] or ''} {c['seconds']}s ({c['sla_status'] or c['status']})"
                   for c in s["bottlenecks"]]
+    compliance = s.get("sla_compliance") or {}
+    if compliance.get("sla_compliance_pct") is not None:
+        lines.append(f"SLA compliance: {compliance['sla_compliance_pct']:g}% of {compliance['judged_runs']} judged step(s)")
     lines.append(f"SLA breaches: {len(s['sla_breaches'])}" + "".join(
         f"\n  {c['component']} {c['simulation_year'] or ''} {c['seconds']}s" for c in s["sla_breaches"]))
     lines.append(f"Regressions: {len(s['regressions'])}" + "".join(

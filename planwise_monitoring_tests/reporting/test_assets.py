@@ -14,11 +14,11 @@ from ..factories import make_record
 def check_reports_against_hand_computation(store: MonitoringStore) -> None:
     """The monitoring tables agree with pandas over the same performance rows."""
     rows = store.read_performance()
+    rows["performance_date"] = rows["execution_end_time"].dt.normalize()  # the UTC day a step ended
     ok = rows[rows.status == "SUCCESS"].copy()
-    ok["performance_date"] = ok["execution_end_time"].dt.normalize()
     keys = ["component_name", "simulation_year", "performance_date"]
     expected = ok.groupby(keys, dropna=False).agg(
-        run_count=("execution_time_seconds", "size"), avg_execution_time=("execution_time_seconds", "mean"),
+        runs=("execution_time_seconds", "size"), avg_execution_time=("execution_time_seconds", "mean"),
         max_execution_time=("execution_time_seconds", "max"),
         p95_execution_time=("execution_time_seconds", lambda s: s.quantile(0.95)),
         sla_breaches=("sla_status", lambda s: int((s == "SLA_BREACH").sum())),
@@ -26,13 +26,13 @@ def check_reports_against_hand_computation(store: MonitoringStore) -> None:
     trends = store.read_table("mon_performance_trends")
     trends["performance_date"] = pd.to_datetime(trends["performance_date"])
     got = trends.sort_values(keys).reset_index(drop=True)
-    for column in ["run_count", "avg_execution_time", "max_execution_time", "p95_execution_time", "sla_breaches"]:
+    for column in ["runs", "avg_execution_time", "max_execution_time", "p95_execution_time", "sla_breaches"]:
         assert got[column].tolist() == pytest.approx(expected[column].tolist()), column
 
     judged = rows[rows.sla_status.notna()]
     compliance = store.read_table("mon_sla_compliance").set_index("component_name")
     for name, group in judged.groupby("component_name"):
-        assert compliance.loc[name, "total_runs"] == len(group)
+        assert compliance.loc[name, "judged_runs"] == len(group)
         assert compliance.loc[name, "sla_breaches"] == (group.sla_status == "SLA_BREACH").sum()
         assert compliance.loc[name, "sla_compliance_pct"] == pytest.approx(
             round(100 * (group.sla_status != "SLA_BREACH").mean(), 2))

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from planwise_monitoring.cli import main
-from planwise_monitoring.reporting.queries import NAMED_QUERIES, QueryError, run_query
+from planwise_monitoring.reporting.queries import QueryError, run_named, run_query
 from planwise_monitoring.recording.records import FAILED
 from planwise_monitoring.store.duckdb import MonitoringStore
 
@@ -82,19 +82,19 @@ def test_bad_sql_is_a_query_error_with_duckdbs_first_line(store):
 
 
 def test_select_and_other_reads_work(store):
-    df = run_query(store, "SELECT simulation_year, execution_time_seconds FROM mon_multi_year_performance "
-                          "ORDER BY simulation_year -- a trailing comment")
-    assert df.values.tolist() == [[2025, 10.0], [2026, 10.0]]
-    assert not df.attrs["truncated"]
+    rows = run_query(store, "SELECT simulation_year, execution_time_seconds FROM mon_multi_year_performance "
+                            "ORDER BY simulation_year -- a trailing comment")
+    assert rows.rows == [(2025, 10.0), (2026, 10.0)]
+    assert not rows.truncated
     assert len(run_query(store, "WITH t AS (FROM mon_multi_year_performance) SELECT * FROM t;")) == 2
-    assert "mon_alerts" in run_query(store, "SHOW TABLES")["name"].tolist()
+    assert "mon_alerts" in run_query(store, "SHOW TABLES").column("name")
     assert len(run_query(store, "EXPLAIN SELECT * FROM mon_alerts")) >= 1
 
 
 def test_limit_truncates_and_says_so(store):
-    df = run_query(store, "SELECT * FROM range(25) t(i) ORDER BY i DESC", limit=10)
-    assert df["i"].tolist() == list(range(24, 14, -1)) and df.attrs["truncated"]
-    assert not run_query(store, "SELECT * FROM range(10)", limit=10).attrs["truncated"]
+    rows = run_query(store, "SELECT * FROM range(25) t(i) ORDER BY i DESC", limit=10)
+    assert rows.column("i") == list(range(24, 14, -1)) and rows.truncated
+    assert not run_query(store, "SELECT * FROM range(10)", limit=10).truncated
     assert len(run_query(store, "SELECT * FROM range(20000)")) == 10_000  # the default
     assert len(run_query(store, "SELECT * FROM range(20000)", limit=None)) == 20_000
 
@@ -118,11 +118,11 @@ def test_sla_compliance_matches_a_hand_count(db_path):
     store.write([make_record(component_name="fct_yearly_events", sla_status=s) for s in statuses]
                 + [make_record(component_name="fct_yearly_events", status=FAILED, sla_status=None)]
                 + [make_record(sla_status="WITHIN_SLA")])
-    df = run_query(store, NAMED_QUERIES["sla-compliance"][0]).set_index("component_name")
+    df = run_named(store, "sla-compliance").df().set_index("component_name")
     row = df.loc["fct_yearly_events"]
-    assert (row.runs, row.within, row.warning, row.breach, row.not_judged) == (10, 5, 2, 3, 1)
-    assert row.compliance_pct == pytest.approx(70.0)  # a warning met the SLA; the unjudged failure is out
-    assert df.loc["scd_workforce_state"].compliance_pct == 100.0
+    assert (row.judged_runs, row.within_sla, row.sla_warnings, row.sla_breaches, row.not_judged) == (10, 5, 2, 3, 1)
+    assert row.sla_compliance_pct == pytest.approx(70.0)  # a warning met the SLA; the unjudged failure is out
+    assert df.loc["scd_workforce_state"].sla_compliance_pct == 100.0
     assert df.index[0] == "fct_yearly_events"  # worst first
 
 
@@ -136,24 +136,24 @@ def test_slowest_components_and_trend_match_a_hand_computation(db_path):
                 make_record(execution_time_seconds=4.0, execution_start_time=start + timedelta(days=1)),
                 make_record(component_name="int_baseline_workforce", execution_time_seconds=0.5)]
     store.write(records)
-    slowest = run_query(store, NAMED_QUERIES["slowest-components"][0])
+    slowest = run_named(store, "slowest-components").df()
     assert slowest["component_name"].tolist() == ["scd_workforce_state", "int_baseline_workforce"]
     top = slowest.iloc[0]
     ok = pd.Series(seconds + [4.0])
-    assert (top.runs, top.p50_seconds, top.max_seconds) == (6, ok.quantile(0.5), 7.0)
-    assert top.p95_seconds == pytest.approx(ok.quantile(0.95), abs=1e-3)
+    assert (top.runs, top.p50_execution_time, top.max_execution_time) == (6, ok.quantile(0.5), 7.0)
+    assert top.p95_execution_time == pytest.approx(ok.quantile(0.95))
 
-    trend = run_query(store, NAMED_QUERIES["trend"][0], params=["scd_workforce_state"])
-    assert [str(d.date()) for d in pd.to_datetime(trend["day"])] == ["2026-03-01", "2026-03-02"]
+    trend = run_named(store, "trend", component="scd_workforce_state").df()
+    assert [str(d) for d in trend["performance_date"]] == ["2026-03-01", "2026-03-02"]
     first = trend.iloc[0]
-    assert (first.runs, first.failed, first.min_seconds, first.max_seconds) == (6, 1, 1.0, 7.0)
-    assert first.avg_seconds == pytest.approx(sum(seconds) / len(seconds))
-    assert first.p95_seconds == pytest.approx(pd.Series(seconds).quantile(0.95), abs=1e-3)
-    assert trend.iloc[1][["runs", "avg_seconds"]].tolist() == [1, 4.0]
-    assert run_query(store, NAMED_QUERIES["trend"][0], params=["no_such_component"]).empty
+    assert (first.runs, first.failed_runs, first.min_execution_time, first.max_execution_time) == (6, 1, 1.0, 7.0)
+    assert first.avg_execution_time == pytest.approx(sum(seconds) / len(seconds))
+    assert first.p95_execution_time == pytest.approx(pd.Series(seconds).quantile(0.95))
+    assert trend.iloc[1][["runs", "avg_execution_time"]].tolist() == [1, 4.0]
+    assert not run_named(store, "trend", component="no_such_component")
 
 
-def test_failed_runs_and_regressions_newest_first(db_path):
+def test_failed_runs_newest_first_and_regressions_worst_first(db_path):
     store = MonitoringStore(db_path)
     store.write([make_record(status=FAILED, sla_status=None, error_class="KeyError",
                              execution_start_time=datetime(2026, 1, 2), simulation_run_id="run-2")])
@@ -163,21 +163,20 @@ def test_failed_runs_and_regressions_newest_first(db_path):
         s.insert_regressions([
             {"component_name": c, "baseline_run_id": "a", "current_run_id": "b", "performance_degradation_pct": p,
              "regression_severity": "MAJOR"} for c, p in [("older", 30.0), ("newer", 50.0)]])
-    failed = run_query(store, NAMED_QUERIES["failed-runs"][0])
+    failed = run_named(store, "failed-runs").df()
     assert failed[["source", "run_id", "error_class"]].values.tolist() == [
         ["run", "run-3", "DagsterExecutionStepExecutionError"], ["step", "run-2", "KeyError"]]
-    regressions = run_query(store, NAMED_QUERIES["regressions"][0])
-    assert set(regressions["component_name"]) == {"older", "newer"}
-    assert regressions["detection_timestamp"].is_monotonic_decreasing
+    regressions = run_named(store, "regressions").df()
+    assert regressions["component_name"].tolist() == ["newer", "older"]  # same severity: larger degradation first
 
 
 def test_a_query_waits_out_a_brief_write_lock(store, db_path):
     with lock_held_by_another_process(db_path) as holder:
         threading.Timer(1.0, holder.stdin.close).start()  # the holder exits when its stdin closes
         started = time.monotonic()
-        df = run_query(store, "SELECT count(*) AS n FROM mon_multi_year_performance")
+        rows = run_query(store, "SELECT count(*) AS n FROM mon_multi_year_performance")
         waited = time.monotonic() - started
-    assert df["n"].tolist() == [2]
+    assert rows.column("n") == [2]
     assert 0.5 < waited < 5.0
 
 

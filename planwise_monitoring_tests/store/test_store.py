@@ -9,7 +9,8 @@ import pytest
 
 from planwise_monitoring.recording.records import FAILED
 from planwise_monitoring.evaluation.sla import SlaDefinition, SlaRules
-from planwise_monitoring.store.duckdb import SCHEMA_VERSION, MonitoringStore, StoreError, StoreLockedError
+from planwise_monitoring.store import MonitoringStore, StoreError, StoreLockedError
+from planwise_monitoring.store.schema import MIGRATIONS, SCHEMA_VERSION
 from planwise_monitoring.store.writer import writer_for
 
 from ..factories import lock_held_by_another_process, make_record
@@ -47,8 +48,6 @@ def test_schema_has_the_seed_tables_and_columns_and_a_version(db_path: Path):
 
 
 def test_an_older_database_is_migrated_and_keeps_its_rows(db_path: Path):
-    from planwise_monitoring.store.duckdb import MIGRATIONS
-
     record = make_record()
     with duckdb.connect(str(db_path)) as conn:  # a database as version 1 left it
         conn.execute("CREATE TABLE mon_schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)")
