@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from dagster import (
     AssetCheckEvaluation,
@@ -29,26 +31,25 @@ from dagster import (
     AssetRecordsFilter,
     AssetsDefinition,
     DefaultSensorStatus,
+    EventLogRecord,
     RunFailureSensorContext,
+    SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
     run_failure_sensor,
     sensor,
 )
-from dagster._core.definitions.asset_checks.asset_check_evaluation import (
-    AssetCheckEvaluationTargetMaterializationData,
-)
 
 from ..alerting.delivery import AlertDispatcher
 from ..alerting.policy import Alert, AlertConfig, AlertType, Severity, load_alert_config, parse_alert_config
-from .checks import PERFORMANCE_ID_KEY, REGRESSION_CHECK, SLA_CHECK, monitored_keys
-from ..evaluation.verdicts import evaluate_record
+from ..evaluation.verdicts import Evaluation, evaluate_record
 from ..recording.measure import utcnow
 from ..redaction import redact
-from .resource import MonitoringResource, with_resource_parameter
-from ..store.duckdb import StoreError
 from ..reporting.summaries import user_error, write_run_summary
+from ..store import StoreError, StoreSession
+from .checks import PERFORMANCE_ID_KEY, REGRESSION_CHECK, SLA_CHECK, monitored_keys
+from .resource import MonitoringResource, with_resource_parameter
 
 _ERROR_MESSAGE_LIMIT = 4000
 
@@ -61,30 +62,59 @@ def _alert_config(alert_config: AlertConfig | str | Path | None) -> AlertConfig:
     return load_alert_config(alert_config)
 
 
+@dataclass(frozen=True)
+class _Materialization:
+    """One new materialization of a monitored asset and the record its metadata names (None when
+    the step was not monitored). Outputs of one step may share a record: a multi-asset's outputs,
+    the seeds of a dbt build."""
+
+    key: AssetKey
+    event: EventLogRecord
+    performance_id: str | None
+
+    @classmethod
+    def of(cls, key: AssetKey, event: EventLogRecord) -> _Materialization:
+        materialization = event.asset_materialization
+        value = materialization.metadata.get(PERFORMANCE_ID_KEY) if materialization else None
+        return cls(key, event, str(value.value) if value is not None else None)
+
+
 def build_performance_sensor(assets: Sequence[AssetsDefinition | AssetKey], *,
                              name: str = "planwise_performance_sensor", resource_key: str = "monitoring",
                              alert_config: AlertConfig | str | Path | None = None,
                              minimum_interval_seconds: int = 30,
                              default_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING,
-                             max_events_per_tick: int = 500):
+                             max_events_per_tick: int = 500) -> SensorDefinition:
     """A sensor that judges every new materialization of ``assets``; see the module docstring.
-    ``alert_config`` is parsed now, so a bad alert file fails at definitions load."""
+    ``alert_config`` is parsed now, so a bad alert file fails at definitions load.
+
+        from dagster import Definitions, asset
+        from planwise_monitoring import MonitoringResource, build_performance_sensor, monitor_performance
+
+        @asset
+        @monitor_performance("SCD")
+        def scd_workforce_state(): ...
+
+        defs = Definitions(assets=[scd_workforce_state], sensors=[build_performance_sensor([scd_workforce_state])],
+                           resources={"monitoring": MonitoringResource(database_path="monitoring.duckdb")})
+    """
     keys = monitored_keys(assets)
     config = _alert_config(alert_config)
 
     @sensor(name=name, minimum_interval_seconds=minimum_interval_seconds, default_status=default_status,
             required_resource_keys={resource_key},
             description="Judges SLA and regressions after every materialization of the monitored assets.")
-    def _sensor(context: SensorEvaluationContext):
+    def _sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
         monitoring: MonitoringResource = getattr(context.resources, resource_key)
         cursor: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
-        new = []
-        for key in keys:
-            result = context.instance.fetch_materializations(
+        new = [
+            _Materialization.of(key, event)
+            for key in keys
+            for event in context.instance.fetch_materializations(
                 AssetRecordsFilter(asset_key=key, after_storage_id=cursor.get(key.to_user_string())),
                 limit=max_events_per_tick, ascending=True,
-            )
-            new += [(key, record) for record in result.records]
+            ).records
+        ]
         store = monitoring.get_store()
         dispatcher = AlertDispatcher(store, config, context.log)
         if not new:
@@ -92,59 +122,71 @@ def build_performance_sensor(assets: Sequence[AssetsDefinition | AssetKey], *,
             return SkipReason("no new materializations of monitored assets")
         try:
             store.replay_spool(monitoring.get_sla_rules())
-            evaluations, check_events = [], []
             with store.session() as session:  # one short write session per tick
-                by_id = {}
-                for key, record in new:
-                    performance_id = record.asset_materialization.metadata.get(PERFORMANCE_ID_KEY)
-                    if performance_id is not None:
-                        by_id[performance_id.value] = (key, record)
-                rows = {str(r["performance_id"]): r for r in session.performance(list(by_id))}
-                for performance_id, (key, record) in by_id.items():
-                    if performance_id not in rows:
-                        context.log.warning(f"planwise-monitoring: record {performance_id} of {key.to_user_string()} "
-                                            "is not in the monitoring database")
-                        continue
-                    evaluation = evaluate_record(session, rows[performance_id])
-                    evaluations.append(evaluation)
-                    check_events += _check_evaluations(key, record, evaluation)
-                session.insert_regressions([row for e in evaluations if (row := e.regression_row())])
+                evaluations = _evaluate(session, [m.performance_id for m in new if m.performance_id])
+                session.insert_regressions([row for e in evaluations.values() if (row := e.regression_row())])
         except StoreError as exc:  # locked for long: judge these events on the next tick
             dispatcher.retry_pending()
-            return SkipReason(f"monitoring database unavailable, will retry: {exc}")
-        alerts = [alert for e in evaluations for alert in e.alerts()]
+            return SkipReason(f"monitoring database unavailable, will retry: {redact(str(exc))}")
+        check_events: list[AssetCheckEvaluation] = []
+        for m in new:  # every materialization, in order, against the record it carries
+            evaluation = evaluations.get(m.performance_id) if m.performance_id else None
+            if evaluation is not None:
+                check_events += _check_evaluations(m, evaluation)
+            elif m.performance_id:
+                context.log.warning(f"planwise-monitoring: record {m.performance_id} of {m.key.to_user_string()} "
+                                    "is not in the monitoring database")
+        # one record, one set of alerts, however many outputs share it
+        alerts = [alert for e in evaluations.values() for alert in e.alerts()]
         report = dispatcher.dispatch(alerts)
         dispatcher.retry_pending()
-        events = monitoring.get_event_log()
-        if events is not None:
-            for e in evaluations:
-                r, v = e.record, e.regression
-                events.event("evaluated", run_id=r["simulation_run_id"], asset=r["asset_key"],
-                             simulation_year=r["simulation_year"], component=r["component_name"],
-                             performance_id=str(r["performance_id"]), sla_status=r["sla_status"],
-                             regression=(v.severity.value if v and v.is_regression
-                                         else "SUSPECTED" if v and v.suspected else None))
-            if alerts:
-                events.event("alerts_dispatched", level="WARNING", alerts=len(alerts), outcome=str(report))
-        for key, record in new:
-            cursor[key.to_user_string()] = max(cursor.get(key.to_user_string(), 0), record.storage_id)
+        _log_events(monitoring, list(evaluations.values()), alerts, str(report))
+        for m in new:
+            cursor[m.key.to_user_string()] = max(cursor.get(m.key.to_user_string(), 0), m.event.storage_id)
         return SensorResult(asset_events=check_events, cursor=json.dumps(cursor, sort_keys=True))
 
     return _sensor
 
 
-def _check_evaluations(key: AssetKey, record, evaluation) -> list[AssetCheckEvaluation]:
-    target = AssetCheckEvaluationTargetMaterializationData(
-        storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
-    )
-    partition = record.asset_materialization.partition
-    # No `partition=`: Dagster's store keeps one run-less evaluation per (check, run, partition), so a
-    # second evaluation of the same partition would be refused; the partition goes in the metadata.
+def _evaluate(session: StoreSession, performance_ids: Sequence[str]) -> dict[str, Evaluation]:
+    """Each stored record judged once, keyed by its id, in the order first named."""
+    rows = {str(r["performance_id"]): r for r in session.performance(sorted(set(performance_ids)))}
+    return {pid: evaluate_record(session, rows[pid]) for pid in dict.fromkeys(performance_ids) if pid in rows}
+
+
+def _log_events(monitoring: MonitoringResource, evaluations: list[Evaluation], alerts: list[Alert],
+                outcome: str) -> None:
+    events = monitoring.get_event_log()
+    if events is None:
+        return
+    for e in evaluations:
+        r, v = e.record, e.regression
+        events.event("evaluated", run_id=r["simulation_run_id"], asset=r["asset_key"],
+                     simulation_year=r["simulation_year"], component=r["component_name"],
+                     performance_id=str(r["performance_id"]), sla_status=r["sla_status"],
+                     regression=(v.severity.value if v and v.is_regression and v.severity
+                                 else "SUSPECTED" if v and v.suspected else None))
+    if alerts:
+        events.event("alerts_dispatched", level="WARNING", alerts=len(alerts), outcome=outcome)
+
+
+def _check_evaluations(m: _Materialization, evaluation: Evaluation) -> list[AssetCheckEvaluation]:
+    """The ``sla`` and ``regression`` evaluations of one materialization.
+
+    Dagster's link to the judged materialization (``target_materialization_data``) takes a type
+    that is not public API; without it the UI ties a run-less evaluation to the latest
+    materialization by time, which holds since evaluations follow their materializations in
+    storage order. The judged event is named in the metadata instead. No ``partition=``: Dagster's
+    store keeps one run-less evaluation per (check, run, partition), so a second evaluation of the
+    same partition would be refused; the partition goes in the metadata too."""
+    materialization = m.event.asset_materialization
+    partition = materialization.partition if materialization else None
+    judged: dict[str, Any] = {"materialization_storage_id": m.event.storage_id,
+                              "materialization_run_id": m.event.run_id,
+                              **({"partition": partition} if partition else {})}
     return [
-        AssetCheckEvaluation(asset_key=key, check_name=name, passed=outcome.passed, severity=outcome.severity,
-                             description=outcome.description,
-                             metadata={**outcome.metadata, **({"partition": partition} if partition else {})},
-                             target_materialization_data=target)
+        AssetCheckEvaluation(asset_key=m.key, check_name=name, passed=outcome.passed, severity=outcome.severity,
+                             description=outcome.description, metadata={**outcome.metadata, **judged})
         for name, outcome in [(SLA_CHECK, evaluation.sla_check), (REGRESSION_CHECK, evaluation.regression_check)]
     ]
 
@@ -152,7 +194,8 @@ def _check_evaluations(key: AssetKey, record, evaluation) -> list[AssetCheckEval
 def build_run_failure_sensor(*, name: str = "planwise_run_failure_sensor", resource_key: str = "monitoring",
                              alert_config: AlertConfig | str | Path | None = None,
                              artifacts_dir: str | Path | None = "artifacts",
-                             default_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING):
+                             default_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING
+                             ) -> SensorDefinition:
     """A run-failure sensor that catalogs each failed run in ``mon_run_failures`` (error class and
     message of the first failed step, or of the run), writes its summary under ``artifacts_dir``
     (see :mod:`planwise_monitoring.reporting.summaries`; None: no summary) and sends a RUN_FAILURE alert."""
@@ -161,11 +204,10 @@ def build_run_failure_sensor(*, name: str = "planwise_run_failure_sensor", resou
     def _on_failure(context: RunFailureSensorContext, **resources: MonitoringResource) -> None:
         monitoring = resources[resource_key]
         run = context.dagster_run
-        errors = [user_error(e.event_specific_data.error) for e in context.get_step_failure_events()
-                  if e.event_specific_data and e.event_specific_data.error]
-        failed_steps = [e.step_key for e in context.get_step_failure_events()]
-        error = errors[0] if errors else (context.failure_event.event_specific_data.error
-                                          if context.failure_event.event_specific_data else None)
+        step_failures = context.get_step_failure_events()
+        errors = [user_error(e.step_failure_data.error) for e in step_failures if e.step_failure_data.error]
+        failed_steps = [e.step_key for e in step_failures if e.step_key]
+        error = errors[0] if errors else context.failure_event.job_failure_data.error
         error_class = error.cls_name if error else None
         message = redact(error.message.strip() if error else context.failure_event.message or "") or ""
         partition = run.tags.get("dagster/partition")

@@ -1,5 +1,6 @@
 import json
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -8,22 +9,27 @@ from dagster import (
     AssetCheckKey,
     AssetCheckSeverity,
     AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
     DagsterInstance,
     StaticPartitionsDefinition,
     asset,
     build_run_status_sensor_context,
     build_sensor_context,
     materialize,
+    multi_asset,
 )
 
 from planwise_monitoring import MonitoringResource, SlaDefinitionConfig, monitor_performance
 from planwise_monitoring.alerting.policy import parse_alert_config
 from planwise_monitoring.defs.sensors import build_performance_sensor, build_run_failure_sensor
+from planwise_monitoring.recording.measure import utcnow
 
 from ..factories import RecordingServer, make_record
 
 years = StaticPartitionsDefinition(["2025", "2026", "2027"])
 SLEEP = {"seconds": 0.0}
+BREACH = 0.85  # seconds, above the 0.8 s SLA below (a sleep only lengthens under load)
 
 
 @asset(partitions_def=years)
@@ -45,7 +51,7 @@ def setup(tmp_path: Path, webhook, monkeypatch):
     monitoring = MonitoringResource(
         database_path=str(tmp_path / "monitoring.duckdb"),
         sla_definitions=[SlaDefinitionConfig(component_name="scd_workforce_state", component_type="SCD",
-                                             sla_threshold_seconds=0.3, warning_threshold_seconds=0.2)],
+                                             sla_threshold_seconds=0.8, warning_threshold_seconds=0.5)],
     )
     config = parse_alert_config({
         "channels": {"log": {"type": "log"},
@@ -100,7 +106,7 @@ def test_every_materialization_between_ticks_is_judged_and_persisted(setup):
 
 def test_an_sla_breach_is_an_error_check_and_one_webhook_post(setup, webhook):
     monitoring, sensor, instance = setup
-    materialize_year(monitoring, instance, "2025", seconds=0.35)
+    materialize_year(monitoring, instance, "2025", seconds=BREACH)
     data = tick(sensor, monitoring, instance)
     sla = next(e for e in data.asset_events if e.check_name == "sla")
     assert (sla.passed, sla.severity) == (False, AssetCheckSeverity.ERROR)
@@ -108,7 +114,7 @@ def test_an_sla_breach_is_an_error_check_and_one_webhook_post(setup, webhook):
     assert posted(webhook)[0]["alert_type"] == "SLA_BREACH"
     assert posted(webhook)[0]["component_name"] == "scd_workforce_state"
     # the same breach again within the throttle window: persisted, not sent again
-    materialize_year(monitoring, instance, "2025", seconds=0.35)
+    materialize_year(monitoring, instance, "2025", seconds=BREACH)
     tick(sensor, monitoring, instance, data.cursor)
     assert len(posted(webhook)) == 1
     alerts = monitoring.get_store().alerts()
@@ -120,7 +126,7 @@ def test_an_unreachable_webhook_leaves_the_alert_pending_until_it_is_back(setup,
     monitoring, sensor, instance = setup
     port = webhook.port
     webhook.stop()
-    materialize_year(monitoring, instance, "2026", seconds=0.35)
+    materialize_year(monitoring, instance, "2026", seconds=BREACH)
     data = tick(sensor, monitoring, instance)  # the tick itself succeeds
     alerts = monitoring.get_store().alerts()
     hook = alerts[alerts.channel == "hook"].iloc[0]
@@ -138,13 +144,11 @@ def test_an_unreachable_webhook_leaves_the_alert_pending_until_it_is_back(setup,
 def seed_history(monitoring, seconds: float, runs: int = 10, noise: float = 0.03):
     rng = np.random.default_rng(7)
     values = seconds * rng.lognormal(0, noise, runs)
-    t0 = time.time() - 10 * 86400
-    from datetime import datetime
-
+    start = utcnow() - timedelta(days=10)  # before the runs the test makes, whenever it runs
     monitoring.get_store().write([
         make_record(component_name="scd_workforce_state", simulation_year=2025, execution_time_seconds=float(v),
                     simulation_run_id=f"history-{i}", sla_status="WITHIN_SLA",
-                    execution_start_time=datetime.utcfromtimestamp(t0 + i * 3600))
+                    execution_start_time=start + timedelta(hours=i))
         for i, v in enumerate(values)
     ])
 
@@ -153,18 +157,20 @@ def test_noise_is_not_a_regression_but_a_40_percent_step_is_major(setup, webhook
     monitoring, sensor, instance = setup
     monitoring = MonitoringResource(database_path=monitoring.database_path)  # default SLAs: no SLA alerts
     seed_history(monitoring, 0.5)
-    materialize_year(monitoring, instance, "2025", seconds=0.5)
+    first = materialize_year(monitoring, instance, "2025", seconds=0.5)
     data = tick(sensor, monitoring, instance)
     assert next(e for e in data.asset_events if e.check_name == "regression").passed
     for _ in range(2):  # a 40 % step, confirmed by its second run
-        materialize_year(monitoring, instance, "2025", seconds=0.7)
+        last = materialize_year(monitoring, instance, "2025", seconds=0.7)
         data = tick(sensor, monitoring, instance, data.cursor)
     regression = next(e for e in data.asset_events if e.check_name == "regression")
     assert (regression.passed, regression.severity) == (False, AssetCheckSeverity.ERROR)
     rows = monitoring.get_store().read_table("mon_multi_year_regression")
     assert rows["regression_severity"].tolist() == ["MAJOR"]
     assert 35 < rows["performance_degradation_pct"].iloc[0] < 50
-    assert rows["baseline_run_id"].iloc[0].startswith("history-") or rows["baseline_run_id"].iloc[0]
+    # the newest run of the baseline: the first run of the test (the one before it is the confirmation)
+    assert rows["baseline_run_id"].tolist() == [first.run_id]
+    assert rows["current_run_id"].tolist() == [last.run_id]
     assert [p["alert_type"] for p in posted(webhook)] == ["REGRESSION"]
 
 
@@ -197,3 +203,41 @@ def test_failed_runs_are_cataloged_with_their_error_class(setup, tmp_path):
     assert error["error_class"] == "KeyError" and "missing column salary" in error["message"]
     assert 'raise KeyError("missing column salary")' in error["stack_trace"]
     assert "KeyError: " in (tmp_path / "artifacts" / "runs" / result.run_id / "summary.txt").read_text()
+
+
+EVENT_ASSETS = ["hires", "promotions", "terminations"]
+
+
+@multi_asset(specs=[AssetSpec(name) for name in EVENT_ASSETS])
+@monitor_performance("EVENT_GENERATION", component_name="yearly_events")
+def yearly_events(context: AssetExecutionContext):  # no return annotation: Dagster reads it as one output
+    time.sleep(SLEEP["seconds"])
+
+
+def test_every_output_of_a_multi_asset_is_judged_and_alerted_once(setup, webhook):
+    """The issue: outputs sharing the step's record collapsed into one entry keyed by the record
+    id, so 2 of these 3 materializations were never judged and the cursor moved past them."""
+    monitoring, _, instance = setup
+    monitoring = MonitoringResource(database_path=monitoring.database_path, sla_definitions=[SlaDefinitionConfig(
+        component_name="yearly_events", sla_threshold_seconds=0.8, warning_threshold_seconds=0.5)])
+    config = parse_alert_config({"channels": {"hook": {"type": "webhook", "url_env": "PLANWISE_TEST_WEBHOOK_URL"}},
+                                 "routes": [{"channels": ["hook"]}]}, "test alerts")
+    sensor = build_performance_sensor([yearly_events], alert_config=config)
+    SLEEP["seconds"] = BREACH
+    result = materialize([yearly_events], resources={"monitoring": monitoring}, instance=instance)
+    record_ids = {m.asset_key.path[-1]: m.metadata["planwise/performance_id"].value
+                  for m in result.asset_materializations_for_node("yearly_events")}
+    assert sorted(record_ids) == EVENT_ASSETS and len(set(record_ids.values())) == 1  # one shared record
+    data = tick(sensor, monitoring, instance)
+    judged = sorted((e.asset_key.path[-1], e.check_name, e.passed, e.severity) for e in data.asset_events)
+    assert judged == sorted((name, check, passed, severity) for name in EVENT_ASSETS for check, passed, severity in
+                            [("sla", False, AssetCheckSeverity.ERROR), ("regression", True, AssetCheckSeverity.WARN)])
+    assert {e.metadata["performance_id"].value for e in data.asset_events if e.check_name == "sla"} == set(
+        record_ids.values())
+    # persisted for each asset, as the daemon persists them
+    for name in EVENT_ASSETS:
+        [execution] = instance.event_log_storage.get_asset_check_execution_history(
+            AssetCheckKey(AssetKey(name), "sla"), limit=10)
+        assert execution.status.value == "FAILED"
+    # one record, one breach: one alert, not one per output
+    assert [p["alert_type"] for p in posted(webhook)] == ["SLA_BREACH"]
