@@ -18,11 +18,12 @@ DuckDB's; a second backend brings its own copy of this module's DDL, not of the 
 
 from __future__ import annotations
 
-import os
 import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import duckdb
 
 from .errors import StoreError
 
@@ -196,9 +197,6 @@ MIGRATIONS: dict[int, list[str]] = {
 _VERSION_TABLE = ("CREATE TABLE IF NOT EXISTS mon_schema_version "
                   "(version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)")
 
-# Databases this process has brought up to date, by path and file identity: a file deleted and
-# created again (by a user, or after a half-created one was cleared) is checked again.
-_migrated: set[tuple[str, int, int]] = set()
 _lock = threading.Lock()
 
 
@@ -207,28 +205,20 @@ def current_version(conn: Any) -> int:
 
         assert current_version(duckdb.connect()) == 0
     """
-    exists = conn.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'mon_schema_version'"
-    ).fetchone()[0]
-    if not exists:
+    try:
+        return int(conn.execute("SELECT coalesce(max(version), 0) FROM mon_schema_version").fetchone()[0])
+    except duckdb.CatalogException:
         return 0
-    return int(conn.execute("SELECT coalesce(max(version), 0) FROM mon_schema_version").fetchone()[0])
-
-
-def _identity(path: Path) -> tuple[str, int, int]:
-    st = os.stat(path)
-    return (str(path.resolve()), st.st_dev, st.st_ino)
 
 
 def ensure_schema(conn: Any, path: Path, now: datetime) -> None:
     """Bring the database at ``path`` (open as ``conn``, for writing) to :data:`SCHEMA_VERSION`, in
-    one transaction; refuse a newer schema. Checked once per process and file.
+    one transaction; refuse a newer schema. Checked on every write connection (a fraction of a
+    millisecond): a per-process "done" mark would outlive the file if it is removed and created
+    again (a user, a half-created file cleared after a full disk), and inodes are reused.
 
         ensure_schema(conn, path, now=utcnow())   # a no-op the second time
     """
-    key = _identity(path)
-    if key in _migrated:
-        return
     with _lock:
         version = current_version(conn)
         if version > SCHEMA_VERSION:
@@ -248,4 +238,3 @@ def ensure_schema(conn: Any, path: Path, now: datetime) -> None:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
-        _migrated.add(key)
