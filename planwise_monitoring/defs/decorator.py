@@ -24,23 +24,18 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from dagster import (
-    AssetExecutionContext,
-    AssetsDefinition,
-    MaterializeResult,
-    MetadataValue,
-    Output,
-)
+from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, Output
 
+from ..evaluation.sla import SlaRules, SlaVerdict
 from ..recording.measure import ComponentTiming, Measurement, PhaseTiming, StepMeter, active_meter
 from ..recording.partitions import PartitionKeyError, simulation_year_from_key
 from ..recording.records import FAILED, SUCCESS, PerformanceRecord
 from ..redaction import redact
+from .metadata import attach_metadata, count_inputs, count_outputs
 from .resource import MonitoringResource
-from ..evaluation.sla import SlaRules, SlaVerdict
-from ..store.writer import writer_for
+from .signature import resource_signature
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("planwise_monitoring")
@@ -48,7 +43,6 @@ log = logging.getLogger("planwise_monitoring")
 SIMULATION_ID_TAG = "planwise/simulation_id"
 SIMULATION_YEAR_TAG = "planwise/simulation_year"
 SCENARIO_TAG = "planwise/scenario"
-METADATA_PREFIX = "planwise/"
 _ERROR_MESSAGE_LIMIT = 4000
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-/ ]*$")
 
@@ -114,7 +108,7 @@ def monitor_performance(
             )
         if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
             raise TypeError(f"@monitor_performance does not support async assets yet ({fn.__name__})")
-        return _wrap(fn, spec)
+        return cast(F, _wrap(fn, spec))
 
     return decorator
 
@@ -128,22 +122,8 @@ def _check_name(what: str, value: object, limit: int) -> None:
 
 
 def _wrap(fn: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
-    try:
-        # Resolved annotations: Dagster compares the context annotation by identity, which a
-        # string from `from __future__ import annotations` would fail.
-        sig = inspect.signature(fn, eval_str=True)
-    except Exception:
-        sig = inspect.signature(fn)
-    params = list(sig.parameters.values())
-    takes_context = bool(params) and params[0].name in ("context", "_context")  # Dagster's own rule
-    takes_resource = spec.resource_key in sig.parameters
-    if not takes_context:
-        params.insert(0, inspect.Parameter("context", inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                                           annotation=AssetExecutionContext))
-    if not takes_resource:
-        at = next((i for i, p in enumerate(params) if p.kind is inspect.Parameter.VAR_KEYWORD), len(params))
-        params.insert(at, inspect.Parameter(spec.resource_key, inspect.Parameter.KEYWORD_ONLY,
-                                            annotation=MonitoringResource))
+    seen = resource_signature(fn, AssetExecutionContext, spec.resource_key, MonitoringResource)
+    takes_context, takes_resource = seen.takes_context, seen.takes_resource
 
     def split(args: tuple, kwargs: dict) -> tuple[Any, MonitoringResource, tuple, dict]:
         context = args[0] if args else kwargs.get("context", kwargs.get("_context"))
@@ -175,7 +155,7 @@ def _wrap(fn: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
                     raise
             return step.succeeded(result)
 
-    wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+    wrapper.__signature__ = seen.signature  # type: ignore[attr-defined]
     return wrapper
 
 
@@ -200,7 +180,7 @@ class _MonitoredStep:
         try:
             step = cls(context, monitoring, spec, _identify(context, spec, monitoring), monitoring.get_sla_rules())
             if spec.track_records:
-                step.meter.input_records = _count_inputs(kwargs)
+                step.meter.input_records = count_inputs(kwargs)
             _relay_warnings(context, monitoring)
             step.meter.start()
             step.meter.overhead_seconds += time.perf_counter() - t0
@@ -211,9 +191,9 @@ class _MonitoredStep:
 
     def succeeded(self, result: Any, attach: bool = True) -> Any:
         try:
-            step, components = self._finish(SUCCESS, _count_outputs(result) if self.spec.track_records else None)
+            step, components = self._finish(SUCCESS, count_outputs(result) if self.spec.track_records else None)
             if attach:
-                result = _attach_metadata(self.context, result, step, components)
+                result = attach_metadata(self.context, result, step, components)
         except Exception as exc:
             _warn(self.context, f"could not record this step: {type(exc).__name__}: {exc}")
         return result
@@ -252,6 +232,8 @@ class _MonitoredStep:
         """Stop the meter and turn the step, and each component it reported, into records."""
         t0 = time.perf_counter()
         m = self.meter.stop()
+        for message in self.meter.warnings:  # figures the step reported that cannot be recorded
+            _warn(self.context, message)
         if self.meter.output_records is not None:
             output_records = self.meter.output_records
         step = self._make_record(
@@ -273,7 +255,7 @@ class _MonitoredStep:
             ))
             for c in self.meter.components
         ]
-        writer = writer_for(self.monitoring.get_store())
+        writer = self.monitoring.get_writer()
         events = self.monitoring.get_event_log()
         writer.event_log = events
         for record in [step, *(r for _, r in components)]:
@@ -387,104 +369,6 @@ def _year_from_config_or_tags(context: AssetExecutionContext, tags: Mapping[str,
         return None
 
 
-def _count_inputs(kwargs: Mapping[str, Any]) -> int | None:
-    counts = [len(v) for v in kwargs.values() if _is_frame(v)]
-    return sum(counts) if counts else None
-
-
-def _count_outputs(result: Any) -> int | None:
-    items = result if isinstance(result, tuple) else (result,)
-    counts = []
-    for item in items:
-        if isinstance(item, (Output, MaterializeResult)):
-            row_count = (item.metadata or {}).get("dagster/row_count")
-            if row_count is not None:
-                counts.append(int(getattr(row_count, "value", row_count)))
-                continue
-            item = item.value
-        if _is_frame(item):
-            counts.append(len(item))
-    return sum(counts) if counts else None
-
-
-def _is_frame(value: Any) -> bool:
-    # duck-typed so pandas and polars frames both count, without importing either here
-    return hasattr(value, "columns") and hasattr(value, "__len__") and not isinstance(value, (str, bytes, Mapping))
-
-
-def _metadata(r: PerformanceRecord) -> dict[str, MetadataValue]:
-    p = METADATA_PREFIX
-    md: dict[str, MetadataValue] = {
-        f"{p}duration_seconds": MetadataValue.float(round(r.execution_time_seconds, 6)),
-        f"{p}cpu_seconds": MetadataValue.float(round(r.cpu_seconds or 0.0, 6)),
-        f"{p}peak_memory_mb": MetadataValue.float(round(r.memory_usage_mb or 0.0, 3)),
-        f"{p}memory_growth_mb": MetadataValue.float(round((r.memory_usage_mb or 0.0) - (r.memory_start_mb or 0.0), 3)),
-        f"{p}sla_threshold_seconds": MetadataValue.float(float(r.sla_threshold_seconds or 0.0)),
-        f"{p}sla_warning_seconds": MetadataValue.float(float(r.warning_threshold_seconds or 0.0)),
-        f"{p}sla_status": MetadataValue.text(r.sla_status or "UNKNOWN"),
-        f"{p}performance_category": MetadataValue.text(r.performance_category or "UNKNOWN"),
-        f"{p}performance_id": MetadataValue.text(r.performance_id),
-    }
-    if r.simulation_year is not None:
-        md[f"{p}simulation_year"] = MetadataValue.int(r.simulation_year)
-    if r.input_record_count is not None:
-        md[f"{p}input_records"] = MetadataValue.int(r.input_record_count)
-    if r.output_record_count is not None:
-        md[f"{p}output_records"] = MetadataValue.int(r.output_record_count)
-    if r.monitoring_overhead_seconds is not None:
-        md[f"{p}monitoring_overhead_ms"] = MetadataValue.float(round(r.monitoring_overhead_seconds * 1000, 3))
-    if r.records_per_second is not None:
-        md[f"{p}records_per_second"] = MetadataValue.float(round(r.records_per_second, 3))
-    for phase in r.phases:
-        md[f"{p}phase/{phase.name}_seconds"] = MetadataValue.float(round(phase.duration_seconds, 6))
-    return md
-
-
-def _attach_metadata(context: AssetExecutionContext, result: Any, step: PerformanceRecord,
-                     components: list[tuple[ComponentTiming, PerformanceRecord]]) -> Any:
-    """Merge metadata into returned Output/MaterializeResult objects, or else add it to the step's
-    outputs. An output that a component names gets that component's figures (plus the step's
-    duration and peak memory); every other output gets the step's. The record count becomes
-    ``dagster/row_count`` only for a single output whose asset did not set one."""
-    step_md = _metadata(step)
-    by_output = {c.output_name: r for c, r in components if c.output_name}
-    by_key = {c.asset_key: r for c, r in components if c.asset_key}
-
-    def metadata_for(output_name: str | None, asset_key: str | None) -> dict[str, MetadataValue]:
-        record = by_output.get(output_name) or by_key.get(asset_key)
-        if record is None:
-            return step_md
-        return {**_metadata(record),
-                f"{METADATA_PREFIX}step_duration_seconds": step_md[f"{METADATA_PREFIX}duration_seconds"],
-                f"{METADATA_PREFIX}step_peak_memory_mb": step_md[f"{METADATA_PREFIX}peak_memory_mb"]}
-
-    items = result if isinstance(result, tuple) else (result,)
-    if any(isinstance(i, (Output, MaterializeResult)) for i in items):
-        def merged(item: Any) -> Any:
-            if isinstance(item, Output):
-                md = metadata_for(item.output_name, None)
-            elif isinstance(item, MaterializeResult):
-                md = metadata_for(None, item.asset_key.to_user_string() if item.asset_key else None)
-            else:
-                return item
-            new = {**(item.metadata or {}), **md}
-            row_count = md.get(f"{METADATA_PREFIX}output_records")
-            if row_count is not None and (len(items) == 1 or md is not step_md):
-                new.setdefault("dagster/row_count", row_count)
-            return item.with_metadata(new) if isinstance(item, Output) else item._replace(metadata=new)
-
-        new_items = tuple(merged(i) for i in items)
-        return new_items if isinstance(result, tuple) else new_items[0]
-    names = sorted(context.op_execution_context.selected_output_names)
-    for name in names:
-        md = metadata_for(name, None)
-        row_count = md.get(f"{METADATA_PREFIX}output_records")
-        if row_count is not None and (len(names) == 1 or md is not step_md):
-            md = {**md, "dagster/row_count": row_count}
-        context.add_output_metadata(md, output_name=name)
-    return result
-
-
 def _error_class(exc: BaseException) -> str:
     cls = type(exc)
     return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
@@ -492,7 +376,7 @@ def _error_class(exc: BaseException) -> str:
 
 def _relay_warnings(context: AssetExecutionContext, monitoring: MonitoringResource) -> None:
     """Background writes have no step to log to; say what went wrong in the next monitored step."""
-    for message in writer_for(monitoring.get_store()).take_warnings():
+    for message in monitoring.get_writer().take_warnings():
         _warn(context, message)
 
 

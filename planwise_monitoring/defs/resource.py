@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import inspect
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dagster import Config, ConfigurableResource
-from pydantic import Field, model_validator
+from dagster import Config, ConfigurableResource, InitResourceContext
+from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
-from ..events import JsonEventLog, JsonLogConfig
-from ..recording.measure import ComponentTiming, current_meter, phase
 from ..evaluation.sla import (
     DEFAULT_SLA,
     DEFAULT_SLA_DEFINITIONS,
@@ -25,12 +23,20 @@ from ..evaluation.sla import (
     merge_definitions,
     parse_sla_definition,
 )
-from ..store.duckdb import MonitoringStore
-from ..store.writer import writer_for
+from ..events import JsonEventLog, JsonLogConfig
+from ..recording.measure import ComponentTiming, current_meter, phase
+from ..redaction import redact
+from ..store import MonitoringStore
+from ..store.writer import RecordWriter, writer_for
+from .signature import resource_signature
+
+log = logging.getLogger("planwise_monitoring")
 
 
 class SlaDefinitionConfig(Config):
     """One SLA definition given in resource config rather than in the SLA file."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt threshold must fail, not vanish
 
     component_name: str | None = Field(default=None, description="Component (asset or dbt model) name.")
     component_type: str | None = Field(default=None, description="Component type, e.g. SCD.")
@@ -65,8 +71,17 @@ class MonitoringResource(ConfigurableResource):
 
     The SLA rules are the seed defaults, overridden by ``sla_file`` entries, overridden by
     ``sla_definitions`` entries (same component name, or same type for type-only entries). A
-    malformed definition fails when the resource is built, i.e. when the definitions load.
+    malformed definition fails when the resource is built, i.e. when the definitions load, and
+    so does an unknown field (``databse_path=`` would otherwise send every record to the default
+    database).
+
+    The resource owns its process's state for the run: the record writer it flushes when the
+    run ends (so a run's records are readable when ``materialize()`` returns), its event log,
+    and the parsed SLA rules. Dagster gives each run (each step process, under the multiprocess
+    executor) its own copy of the resource, so this state is never shared between runs.
     """
+
+    model_config = ConfigDict(extra="forbid")
 
     database_path: str = Field(
         default="monitoring.duckdb",
@@ -97,6 +112,11 @@ class MonitoringResource(ConfigurableResource):
     json_log_max_bytes: int = Field(default=10 * 2**20, ge=0, description="Rotate the JSON log at this size.")
     json_log_backup_count: int = Field(default=5, ge=0, description="Rotated JSON log files kept.")
 
+    # Dagster's documented place for a resource's state: private attributes, outside the config.
+    _writer: RecordWriter | None = PrivateAttr(default=None)
+    _event_log: JsonEventLog | None = PrivateAttr(default=None)
+    _rules: tuple[int | None, SlaRules] | None = PrivateAttr(default=None)  # (SLA file's mtime, rules)
+
     @model_validator(mode="after")
     def _validate(self) -> MonitoringResource:
         if not self.scenario.strip() or len(self.scenario) > 100:
@@ -111,81 +131,114 @@ class MonitoringResource(ConfigurableResource):
             self.database_path, lock_timeout_seconds=self.lock_timeout_seconds, spool_dir=self.spool_dir
         )
 
+    def get_writer(self) -> RecordWriter:
+        """This process's writer for the database; the resource flushes it when the run (or, under
+        the multiprocess executor, the step's process) ends."""
+        if self._writer is None:
+            self._writer = writer_for(self.get_store())
+        return self._writer
+
     def get_event_log(self) -> JsonEventLog | None:
-        """This process's structured event log (one per file), or None when turned off."""
+        """The structured event log this resource writes to, or None when turned off."""
         if self.json_log_path == "":
             return None
-        path = self.json_log_path or str(Path(self.database_path).parent / "logs" / "planwise-monitoring.jsonl")
-        return _event_log(os.path.abspath(path), self.json_log_max_bytes, self.json_log_backup_count)
+        if self._event_log is None:
+            path = self.json_log_path or str(Path(self.database_path).parent / "logs" / "planwise-monitoring.jsonl")
+            self._event_log = JsonEventLog(JsonLogConfig(
+                path=os.path.abspath(path), max_bytes=self.json_log_max_bytes, backup_count=self.json_log_backup_count))
+        return self._event_log
 
     def get_sla_rules(self) -> SlaRules:
-        """The effective SLA rules (cached while the configuration and the SLA file are unchanged)."""
-        overrides = tuple(
-            parse_sla_definition(d.model_dump(exclude_none=True), f"sla_definitions[{i}]")
-            for i, d in enumerate(self.sla_definitions)
-        )
-        check_unique(overrides, "sla_definitions")
+        """The effective SLA rules (kept while the configuration and the SLA file are unchanged)."""
         file_stamp = None
         if self.sla_file:
             try:
                 file_stamp = os.stat(self.sla_file).st_mtime_ns
             except OSError as exc:
                 raise SlaConfigError(f"cannot read SLA file {self.sla_file}: {exc.strerror}") from None
-        return _rules(self.use_default_slas, self.sla_file, file_stamp, overrides)
+        if self._rules is None or self._rules[0] != file_stamp:
+            self._rules = (file_stamp, self._build_rules())
+        return self._rules[1]
+
+    def _build_rules(self) -> SlaRules:
+        overrides = tuple(
+            parse_sla_definition(d.model_dump(exclude_none=True), f"sla_definitions[{i}]")
+            for i, d in enumerate(self.sla_definitions)
+        )
+        check_unique(overrides, "sla_definitions")
+        definitions: list[SlaDefinition] = list(DEFAULT_SLA_DEFINITIONS) if self.use_default_slas else []
+        default = DEFAULT_SLA
+        if self.sla_file:
+            from_file, file_default = load_sla_file(self.sla_file)
+            definitions = merge_definitions(definitions, from_file)
+            default = file_default or default
+        return SlaRules(merge_definitions(definitions, overrides), default)
 
     def phase(self, name: str) -> contextlib.AbstractContextManager[None]:
         """Time a sub-phase of the monitored step: ``with monitoring.phase("load"): ...``."""
         return phase(name)
 
     def set_record_counts(self, input_records: int | None = None, output_records: int | None = None) -> None:
-        """Tell the monitored step's record its input/output record counts."""
-        meter = current_meter()
-        if meter is not None:
-            meter.set_record_counts(input_records, output_records)
+        """Tell the monitored step's record its input/output record counts. Never raises: a count
+        that cannot be stored (NaN, inf, negative, beyond BIGINT) is left out with a warning in
+        the step's Dagster log, and the asset carries on."""
+        try:
+            meter = current_meter()
+            if meter is not None:
+                meter.set_record_counts(input_records, output_records)
+        except Exception as exc:
+            log.warning("planwise-monitoring: set_record_counts ignored: %s: %s", type(exc).__name__, exc)
 
     def record_component(self, component: ComponentTiming) -> None:
         """Record a component timed inside the monitored step (e.g. each model of a dbt build)
-        as a record of its own, sharing the step's run, year and scenario."""
-        meter = current_meter()
-        if meter is None:
-            raise RuntimeError("record_component() is only meaningful inside a @monitor_performance step")
-        meter.add_component(component)
+        as a record of its own, sharing the step's run, year and scenario. Never raises: a
+        component that cannot be recorded is refused with a warning in the step's Dagster log."""
+        try:
+            meter = current_meter()
+            if meter is None:
+                log.warning("planwise-monitoring: record_component() outside a @monitor_performance step; ignored")
+                return
+            meter.add_component(component)
+        except Exception as exc:
+            log.warning("planwise-monitoring: record_component ignored: %s: %s", type(exc).__name__, exc)
 
     def flush(self, timeout_seconds: float | None = None) -> bool:
         """Write everything spooled by this process now; True when nothing of it is left waiting."""
-        return writer_for(self.get_store()).flush(timeout_seconds)
+        return self.get_writer().flush(timeout_seconds)
 
+    # -- Dagster's resource lifecycle ------------------------------------------------------------
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        """At the end of the run (or of the step's process): make this run's records readable.
 
-_rules_cache: dict[tuple, SlaRules] = {}
-_event_logs: dict[tuple, JsonEventLog] = {}
-
-
-def _event_log(path: str, max_bytes: int, backup_count: int) -> JsonEventLog:
-    key = (path, max_bytes, backup_count)
-    if key not in _event_logs:
-        _event_logs[key] = JsonEventLog(JsonLogConfig(path=path, max_bytes=max_bytes, backup_count=backup_count))
-    return _event_logs[key]
-
-
-def _rules(use_defaults: bool, sla_file: str | None, file_stamp: int | None,
-           overrides: tuple[SlaDefinition, ...]) -> SlaRules:
-    key = (use_defaults, sla_file and str(Path(sla_file).resolve()), file_stamp, overrides)
-    if key not in _rules_cache:
-        definitions: list[SlaDefinition] = list(DEFAULT_SLA_DEFINITIONS) if use_defaults else []
-        default = DEFAULT_SLA
-        if sla_file:
-            from_file, file_default = load_sla_file(sla_file)
-            definitions = merge_definitions(definitions, from_file)
-            default = file_default or default
-        _rules_cache[key] = SlaRules(merge_definitions(definitions, overrides), default)
-    return _rules_cache[key]
+        Runs after the steps, so it is never part of a step's measured time; bounded by the lock
+        timeout, and never fails the run: what cannot be written now stays spooled, with a warning."""
+        writer, self._writer = self._writer, None
+        try:
+            if writer is not None and not writer.flush(self.lock_timeout_seconds):
+                context.log.warning(  # type: ignore[union-attr]
+                    f"planwise-monitoring: {len(writer.pending_ids())} record(s) of this run are not in "
+                    f"{self.database_path} yet (locked?); they stay spooled and the next write stores them")
+        except Exception as exc:
+            log.warning("planwise-monitoring: flushing at the end of the run failed: %s",
+                        redact(f"{type(exc).__name__}: {exc}"))
+        finally:
+            if self._event_log is not None:
+                self._event_log.close()
 
 
 def with_resource_parameter(fn: Callable[..., Any], context_type: type, resource_key: str) -> Callable[..., Any]:
-    """Give ``fn(context, **resources)`` the signature ``(context, *, <resource_key>: MonitoringResource)``,
-    so Dagster passes the monitoring resource under the configured key (as the decorator does)."""
-    fn.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
-        inspect.Parameter("context", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=context_type),
-        inspect.Parameter(resource_key, inspect.Parameter.KEYWORD_ONLY, annotation=MonitoringResource),
-    ])
+    """Show Dagster ``fn(context, *, <resource_key>: MonitoringResource, ...)`` so it passes the
+    monitoring resource under the configured key: the same signature ``@monitor_performance``
+    makes (see :mod:`planwise_monitoring.defs.signature`).
+
+        from dagster import RunFailureSensorContext
+        from planwise_monitoring.defs.resource import with_resource_parameter
+
+        def on_failure(context: RunFailureSensorContext, **resources: MonitoringResource) -> None:
+            monitoring = resources["monitoring"]
+
+        with_resource_parameter(on_failure, RunFailureSensorContext, "monitoring")
+    """
+    fn.__signature__ = resource_signature(  # type: ignore[attr-defined]
+        fn, context_type, resource_key, MonitoringResource).signature
     return fn
