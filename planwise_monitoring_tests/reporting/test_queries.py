@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from planwise_monitoring.cli import main
-from planwise_monitoring.reporting.queries import QueryError, run_named, run_query
 from planwise_monitoring.recording.records import FAILED
+from planwise_monitoring.reporting.queries import QueryError, run_named, run_query
 from planwise_monitoring.store.duckdb import MonitoringStore
 
 from ..factories import lock_held_by_another_process, make_record

@@ -7,8 +7,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from planwise_monitoring.recording.records import FAILED
 from planwise_monitoring.evaluation.sla import SlaDefinition, SlaRules
+from planwise_monitoring.recording.records import FAILED
 from planwise_monitoring.store import MonitoringStore, StoreError, StoreLockedError
 from planwise_monitoring.store.schema import MIGRATIONS, SCHEMA_VERSION
 from planwise_monitoring.store.writer import writer_for
