@@ -94,10 +94,14 @@ def test_no_secret_reaches_any_table_file_output_or_payload(tmp_path: Path, serv
         assert not failed.success
         assert materialize([slow_state], instance=instance, resources={"monitoring": monitoring}).success
         assert monitoring.flush(10)
-        performance_sensor.evaluate_tick(build_sensor_context(instance=instance, resources={"monitoring": monitoring}))
-        failure_sensor(build_run_status_sensor_context(
-            sensor_name=failure_sensor.name, dagster_event=failed.get_run_failure_event(), dagster_instance=instance,
-            dagster_run=failed.dagster_run, resources={"monitoring": monitoring}).for_run_failure())
+        # as context managers: the resource may be a generator (it then opens and closes its resources)
+        with build_sensor_context(instance=instance, resources={"monitoring": monitoring}) as context:
+            performance_sensor.evaluate_tick(context)
+        with build_run_status_sensor_context(
+                sensor_name=failure_sensor.name, dagster_event=failed.get_run_failure_event(),
+                dagster_instance=instance, dagster_run=failed.dagster_run,
+                resources={"monitoring": monitoring}) as context:
+            failure_sensor(context.for_run_failure())
     assert monitoring.flush(10)
     monitoring.get_event_log().close()
 
