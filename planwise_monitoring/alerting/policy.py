@@ -16,6 +16,7 @@ An alerts file (secrets only ever as the NAMES of environment variables, read at
       audit: {type: file, path: artifacts/alerts.jsonl}
       ops_webhook: {type: webhook, url_env: PLANWISE_ALERT_WEBHOOK_URL}
       slack: {type: slack, url_env: PLANWISE_SLACK_WEBHOOK_URL}
+      pager: {type: apprise, url_env: PLANWISE_PAGER_URL}   # e.g. pagerduty://..., msteams://...
       mail: {type: email, host: localhost, port: 25, from: planwise@localhost, to: [ops@localhost],
              password_env: PLANWISE_SMTP_PASSWORD, username_env: PLANWISE_SMTP_USER}
     routes:
@@ -81,6 +82,7 @@ class ChannelType(str, Enum):
     WEBHOOK = "webhook"  # JSON POST of Alert.to_dict()
     SLACK = "slack"  # Slack incoming webhook
     EMAIL = "email"  # plain-text mail over SMTP
+    APPRISE = "apprise"  # any of apprise's 100+ services, by URL (Teams, PagerDuty, Opsgenie, Discord…)
 
 
 def _plain(value: Any) -> Any:
@@ -279,6 +281,7 @@ CHANNEL_OPTIONS: Mapping[ChannelType, frozenset[str]] = MappingProxyType({
     ChannelType.FILE: frozenset({"path"}),
     ChannelType.WEBHOOK: frozenset({"url_env"} | _NETWORK_TIMEOUT),
     ChannelType.SLACK: frozenset({"url_env"} | _NETWORK_TIMEOUT),
+    ChannelType.APPRISE: frozenset({"url_env"} | _NETWORK_TIMEOUT),
     ChannelType.EMAIL: frozenset({"host", "port", "from", "to", "username_env", "password_env", "starttls"}
                                  | _NETWORK_TIMEOUT),
 })
@@ -358,7 +361,7 @@ def parse_channel(name: Any, raw: Any, where: str) -> ChannelConfig:
         if not isinstance(path, str) or not path.strip():
             raise AlertConfigError(f"{where}: a file channel needs path, e.g. artifacts/alerts.jsonl")
         options["path"] = path
-    if ctype in (ChannelType.WEBHOOK, ChannelType.SLACK):
+    if ctype in (ChannelType.WEBHOOK, ChannelType.SLACK, ChannelType.APPRISE):
         if "url_env" not in raw:
             raise AlertConfigError(f"{where}: a {ctype.value} channel needs url_env (the environment variable "
                                    f"that holds the URL)")

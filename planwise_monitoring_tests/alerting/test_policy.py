@@ -60,7 +60,8 @@ def test_the_docstring_yaml_parses_without_its_env_vars_set(monkeypatch):
     assert cfg.default_channels == ("log",)
     assert {n: c.type for n, c in cfg.channels.items()} == {
         "log": ChannelType.LOG, "audit": ChannelType.FILE, "ops_webhook": ChannelType.WEBHOOK,
-        "slack": ChannelType.SLACK, "mail": ChannelType.EMAIL}
+        "slack": ChannelType.SLACK, "pager": ChannelType.APPRISE, "mail": ChannelType.EMAIL}
+    assert cfg.channels["pager"].options == {"url_env": "PLANWISE_PAGER_URL"}
     mail = cfg.channels["mail"].options
     assert (mail["port"], mail["to"], mail["username_env"], mail["password_env"], mail["starttls"]) == (
         25, ("ops@localhost",), "PLANWISE_SMTP_USER", "PLANWISE_SMTP_PASSWORD", False)
