@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from planwise_monitoring.alerting import config as alert_config
 from planwise_monitoring.alerting import policy as alert_policy
+from planwise_monitoring.alerting.config import load_alert_config, parse_alert_config, parse_duration
 from planwise_monitoring.alerting.policy import (
     Alert,
     AlertConfig,
@@ -18,9 +20,6 @@ from planwise_monitoring.alerting.policy import (
     ChannelType,
     Route,
     Severity,
-    load_alert_config,
-    parse_alert_config,
-    parse_duration,
     route,
     should_send,
 )
@@ -46,7 +45,7 @@ def config(routes=(), **top) -> AlertConfig:
 
 
 def docstring_block(marker: str) -> str:
-    return textwrap.dedent(alert_policy.__doc__.split(marker)[1].split("\n\nRoutes")[0])
+    return textwrap.dedent(alert_config.__doc__.split(marker)[1].split("\n\nRoutes")[0])
 
 
 # -- the documented examples ---------------------------------------------------------------------
