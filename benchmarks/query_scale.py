@@ -6,9 +6,10 @@ run (one year partition), 5 runs per multi-year simulation, start times spread o
 steps, durations and resources with noise (as measured values are), SLA statuses from the defaults.
 Then, on a read-only connection as the CLI uses (first run, then the median of the next three):
 
-  - trend, all components: per component x year x day, runs, breaches, avg/min/max/p95 seconds
-  - trend COMPONENT: the CLI's named query for one component
-  - sla-compliance: the CLI's named query (per component)
+  - trend, all components: the trend figure (per component x year x scenario x UTC day ended: runs,
+    failed, breaches, avg/min/max/p95 seconds), every component
+  - trend COMPONENT: the same figure for one component, as the CLI's ``trend COMPONENT``
+  - sla-compliance: the SLA compliance figure (per component), as the CLI's ``sla-compliance``
   - sensor history: ``StoreSession.baseline`` for one component, year and scenario
 
 Targets: each at most 1 s at 10 M rows, at most 100 bytes per stored row (file size after CHECKPOINT).
@@ -26,24 +27,12 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from planwise_monitoring.reporting.queries import NAMED_QUERIES, run_query
-from planwise_monitoring.store.duckdb import MonitoringStore, StoreSession
+from planwise_monitoring.reporting.queries import run_named
+from planwise_monitoring.store import MonitoringStore, StoreSession
+from planwise_monitoring.store.figures import sla_compliance, trend
 
 SECONDS_TARGET = 1.0
 BYTES_TARGET = 100
-
-# The trend of every component at once: the heaviest aggregation a dashboard would ask for.
-TREND_ALL = """
-SELECT component_name, simulation_year, CAST(execution_start_time AS DATE) AS day, count(*) AS runs,
-       count(*) FILTER (WHERE sla_status = 'SLA_BREACH') AS breaches,
-       avg(execution_time_seconds) FILTER (WHERE status = 'SUCCESS') AS avg_seconds,
-       min(execution_time_seconds) FILTER (WHERE status = 'SUCCESS') AS min_seconds,
-       max(execution_time_seconds) FILTER (WHERE status = 'SUCCESS') AS max_seconds,
-       quantile_cont(execution_time_seconds, 0.95) FILTER (WHERE status = 'SUCCESS') AS p95_seconds
-FROM mon_multi_year_performance
-GROUP BY ALL
-"""
-
 
 def build_history(path: Path, rows: int) -> float:
     store = MonitoringStore(path)
@@ -100,11 +89,9 @@ def measure(path: Path, rows: int) -> list[tuple[str, float, float]]:
     results = []
     with store.connect(read_only=True) as conn:
         session = StoreSession(conn)
-        results.append(("trend, all components", *timed(lambda: conn.execute(TREND_ALL).fetchall())))
-        results.append(("trend COMPONENT (CLI)", *timed(
-            lambda: conn.execute(NAMED_QUERIES["trend"][0], ["component_7"]).fetchall())))
-        results.append(("sla-compliance (CLI)", *timed(
-            lambda: conn.execute(NAMED_QUERIES["sla-compliance"][0]).fetchall())))
+        results.append(("trend, all components", *timed(lambda: trend(conn))))
+        results.append(("trend COMPONENT (CLI)", *timed(lambda: trend(conn, component="component_7"))))
+        results.append(("sla-compliance (CLI)", *timed(lambda: sla_compliance(conn))))
         results.append(("sensor history lookup", *timed(
             lambda: session.baseline("component_7", "baseline", 2027, datetime(2026, 3, 15)))))
         assert len(session.baseline("component_7", "baseline", 2027, datetime(2026, 3, 15))) == 20
@@ -112,12 +99,13 @@ def measure(path: Path, rows: int) -> list[tuple[str, float, float]]:
     since = datetime(2025, 12, 1)
     with store.session() as session:
         results.append(("mon_performance_trends build (asset)", *timed(
-            lambda: session.build_performance_trends(since))))
-        results.append(("mon_sla_compliance build (asset)", *timed(lambda: session.build_sla_compliance(since))))
-    # The whole CLI path once: connection with lock retry, parser check, LIMIT wrapper, DataFrame.
+            lambda: session.build_report("mon_performance_trends", since))))
+        results.append(("mon_sla_compliance build (asset)", *timed(
+            lambda: session.build_report("mon_sla_compliance", since))))
+    # The whole CLI path once: connection with lock retry, the figure's query, its rows.
     t = time.perf_counter()
-    run_query(store, NAMED_QUERIES["sla-compliance"][0])
-    results.append(("sla-compliance via run_query (incl. connect)", time.perf_counter() - t, float("nan")))
+    run_named(store, "sla-compliance")
+    results.append(("sla-compliance via run_named (incl. connect)", time.perf_counter() - t, float("nan")))
     return results
 
 

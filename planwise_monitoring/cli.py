@@ -27,7 +27,6 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from .recording.measure import utcnow
 from .reporting.queries import DEFAULT_LIMIT, NAMED_QUERIES, QueryError, run_named, run_query
 from .reporting.run_text import run_summary_text
 from .reporting.text_tables import FORMATS, render
@@ -139,7 +138,7 @@ def _alerts(store: MonitoringStore, args: argparse.Namespace) -> None:
     else:
         if len(args.alert_id) < 4:
             raise StoreError("give at least 4 characters of the alert id")
-        count = store.acknowledge_alert(args.alert_id, now=utcnow())
+        count = store.acknowledge_alert(args.alert_id)
         if not count:
             raise StoreError(f"no unacknowledged alert with id {args.alert_id!r}")
         print(f"acknowledged {count} delivery(ies) of alert {args.alert_id}")
@@ -170,6 +169,8 @@ def _age(age: timedelta) -> str:
 def _prune(store: MonitoringStore, older_than: timedelta) -> None:
     if not store.path.exists():  # a write connection would create an empty database instead
         raise StoreError(f"monitoring database {store.path} does not exist yet (nothing was recorded)")
+    from .recording.measure import utcnow  # psutil and pydantic: only for the commands that write
+
     now = utcnow()
     removed = store.prune(older_than, now=now)
     print(f"removed rows older than {_age(older_than)} (before {now - older_than:%Y-%m-%d %H:%M:%S} UTC):")

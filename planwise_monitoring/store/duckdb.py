@@ -33,8 +33,6 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from ..recording.measure import utcnow
-from ..recording.records import PerformanceRecord
 from .errors import StoreError, StoreLockedError
 from .performance import insert_records
 from .schema import current_version, ensure_schema
@@ -44,6 +42,8 @@ from .spool import Spool
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from ..recording.records import PerformanceRecord
 
 __all__ = ["MonitoringStore", "StoreError", "StoreLockedError", "StoreSession"]
 
@@ -96,7 +96,7 @@ class MonitoringStore:
                 # Every timestamp is UTC; a TIMESTAMPTZ cast to TIMESTAMP would otherwise be local time.
                 conn.execute("SET TimeZone = 'UTC'")
                 if not read_only:
-                    ensure_schema(conn, self.path, utcnow())
+                    ensure_schema(conn, self.path, _utcnow())
                 yield conn
             finally:
                 conn.close()
@@ -167,6 +167,9 @@ class MonitoringStore:
 
     def _write(self, conn: duckdb.DuckDBPyConnection, records: Sequence[PerformanceRecord],
                rows: tuple[SlaRow, ...] | None, limit: int | None = None) -> int:
+        # Imported here: pydantic and psutil would cost every read command of the CLI ~50 ms.
+        from ..recording.records import PerformanceRecord
+
         batch: list[tuple[PerformanceRecord, Path | None]] = []
         for path, payload in self.spool.pending(limit):
             try:
@@ -254,12 +257,12 @@ class MonitoringStore:
     def acknowledge_alert(self, alert_id: str, now: datetime | None = None) -> int:
         """Mark every delivery of the alert acknowledged (at ``now``, UTC); returns how many were."""
         with self.session() as s:
-            return s.acknowledge_alert(alert_id, now or utcnow())
+            return s.acknowledge_alert(alert_id, now or _utcnow())
 
     def prune(self, older_than: timedelta, now: datetime | None = None) -> dict[str, int]:
         """Delete history older than ``older_than`` (by each table's own timestamp); keep the rest.
         Returns the rows removed per table. SLA definitions and the schema version are kept."""
-        cutoff = (now or utcnow()) - older_than
+        cutoff = (now or _utcnow()) - older_than
         removed: dict[str, int] = {}
 
         def delete() -> None:
@@ -293,6 +296,12 @@ _PRUNABLE = {
 def _process_write_lock(path: Path) -> threading.Lock:
     with _write_locks_guard:
         return _write_locks.setdefault(os.path.abspath(path), threading.Lock())
+
+
+def _utcnow() -> datetime:
+    from ..recording.measure import utcnow  # not at import: psutil and pydantic, for writes only
+
+    return utcnow()
 
 
 def _first_line(exc: BaseException) -> str:

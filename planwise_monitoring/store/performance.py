@@ -10,9 +10,10 @@ Ids already stored are skipped, so replaying a spooled record twice stores it on
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..recording.records import PerformanceRecord
+if TYPE_CHECKING:
+    from ..recording.records import PerformanceRecord
 
 _PERFORMANCE_COLUMNS = [
     "performance_id", "simulation_run_id", "simulation_id", "simulation_year", "scenario",

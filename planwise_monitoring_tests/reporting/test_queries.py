@@ -139,7 +139,7 @@ def test_slowest_components_and_trend_match_a_hand_computation(db_path):
     slowest = run_named(store, "slowest-components").df()
     assert slowest["component_name"].tolist() == ["scd_workforce_state", "int_baseline_workforce"]
     top = slowest.iloc[0]
-    ok = pd.Series(seconds + [4.0])
+    ok = pd.Series([*seconds, 4.0])
     assert (top.runs, top.p50_execution_time, top.max_execution_time) == (6, ok.quantile(0.5), 7.0)
     assert top.p95_execution_time == pytest.approx(ok.quantile(0.95))
 
