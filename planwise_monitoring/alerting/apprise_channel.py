@@ -34,8 +34,8 @@ How it keeps the channel contract of :mod:`.channels`:
 - **Secrets.** The URL is read through :func:`~planwise_monitoring.redaction.secret_env`, so it and
   its parts are masked everywhere; apprise URLs also keep tokens where a host name would be
   (``discord://WEBHOOK_ID/TOKEN``), which are registered too. Apprise logs URLs at INFO/DEBUG to the
-  ``apprise`` logger: a filter on that logger masks every line before any handler (yours, or the
-  capture above) sees it. The alert text is redacted before it is sent.
+  ``apprise`` logger, and urllib3 logs the request line (with the URL's path) at DEBUG: a filter on
+  each of those loggers masks every line before any handler sees it. The alert text is redacted before it is sent.
 - **One service per channel.** A channel is retried as a whole, so a variable holding several URLs
   is refused rather than resending to the services that already got the alert.
 """
@@ -62,7 +62,36 @@ _OUR_LEVEL = logging.DEBUG - 1  # set on the apprise logger by us; any other lev
 _capture: ContextVar[list[tuple[int, str]] | None] = ContextVar("planwise_apprise_capture", default=None)
 
 
-class _MaskAppriseLog(logging.Filter):
+class _MaskLine(logging.Filter):
+    """Masks secrets in every record of the logger it is on, before any handler sees it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+        except Exception:  # a malformed record: keep its template only
+            text = str(record.msg)
+        record.msg, record.args = redact(text) or "", ()
+        return True
+
+
+# The HTTP libraries apprise sends through log request lines (urllib3 at DEBUG: 'POST /hooks/TOKEN').
+_HTTP_LIBRARIES = ("urllib3", "requests", "requests_oauthlib", "httpx", "httpcore")
+
+
+def _mask_http_library_logs() -> None:
+    """Put :class:`_MaskLine` on every logger of those libraries that exists now. A logger's
+    filters apply to the records it creates, not to its children's, hence each one."""
+    try:
+        import requests  # noqa: F401  (apprise's HTTP client: imported now so its loggers exist)
+    except ImportError:  # pragma: no cover - apprise depends on requests
+        pass
+    for name, logger in list(logging.root.manager.loggerDict.items()):
+        if (isinstance(logger, logging.Logger) and name.split(".")[0] in _HTTP_LIBRARIES
+                and not any(isinstance(f, _MaskLine) for f in logger.filters)):
+            logger.addFilter(_MaskLine())
+
+
+class _MaskAppriseLog(_MaskLine):
     """Masks secrets in every record of the ``apprise`` logger, and keeps the lines of a send in
     progress for its error message. A logger's filters run before its handlers and before
     propagation, so no handler anywhere sees an unmasked line.
@@ -72,11 +101,7 @@ class _MaskAppriseLog(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            text = record.getMessage()
-        except Exception:  # a malformed record: keep its template only
-            text = str(record.msg)
-        record.msg, record.args = redact(text) or "", ()
+        super().filter(record)
         captured = _capture.get()  # apprise sends in a worker thread, with a copy of our context
         if captured is not None:
             captured.append((record.levelno, record.msg))
@@ -157,6 +182,8 @@ class AppriseChannel(Channel):
     def send(self, alert: Alert, *, alert_id: str | None = None, timeout: float | None = None) -> None:
         import apprise  # ~0.2 s to load its plugins: only in processes that send through it
 
+        with _guard_lock:
+            _mask_http_library_logs()  # the libraries exist once apprise is imported; new ones may appear
         url = read_env(self.name, self.url_env, "an apprise URL")
         _register_url(url)
         timeout = timeout or self.timeout_seconds or DEFAULT_TIMEOUT_SECONDS

@@ -154,3 +154,13 @@ def test_the_dispatcher_sends_retries_and_records_through_apprise(store, log, mo
     [row] = rows(store)
     assert (row["status"], row["attempts"], row["last_error"]) == ("sent", 4, None)
     assert TOKEN not in caplog.text and TOKEN not in str(report.errors)
+
+
+def test_the_http_librarys_request_line_is_masked_too(server, monkeypatch, caplog):
+    """apprise posts through requests, and urllib3 logs 'POST /hooks/TOKEN' at DEBUG on its own logger."""
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv(PAGER_ENV, json_url(server))
+    AppriseChannel("pager", PAGER_ENV).send(breach())
+    request_lines = [r.getMessage() for r in caplog.records if r.name.startswith("urllib3") and "POST" in r.getMessage()]
+    assert request_lines and all("POST ***" in line for line in request_lines)
+    assert TOKEN not in caplog.text
