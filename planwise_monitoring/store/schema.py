@@ -154,6 +154,8 @@ MIGRATIONS: dict[int, list[str]] = {
                                 ("mon_multi_year_regression", "detection_timestamp"),
                                 ("mon_sla_definitions", "created_at"),
                                 ("mon_schema_version", "applied_at")]),
+        # DuckDB keeps a view's column list: a later migration that adds a column to
+        # mon_multi_year_performance must drop and create mon_steps (and mon_memory_growth) again.
         """
         CREATE VIEW mon_steps AS
         SELECT *,

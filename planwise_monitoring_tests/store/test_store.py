@@ -213,3 +213,18 @@ def test_prune_removes_only_what_is_older_than_the_window(db_path: Path):
     assert store.read_performance()["performance_id"].astype(str).tolist() == [recent.performance_id]
     assert len(store.read_table("mon_phase_timings")) == 1
     assert store.prune(timedelta(days=90), now=now)["mon_multi_year_performance"] == 0
+
+
+def test_sla_definitions_are_mirrored_from_plain_rows(db_path: Path):
+    """The store takes the rows to mirror; it does not need the evaluation stage's SlaRules."""
+    from planwise_monitoring.store.sla_definitions import SlaRow
+
+    store = MonitoringStore(db_path)
+    rows = [SlaRow("a", None, 10.0, 5.0), SlaRow(None, None, 300.0, 240.0)]
+    store.write([], rows)
+    store.write([], list(rows))  # equal rows: nothing changes
+    store.write([], [SlaRow("a", None, 12.0, 6.0), SlaRow(None, None, 300.0, 240.0)])
+    df = store.read_table("mon_sla_definitions")
+    assert len(df) == 2 and df["is_active"].all()
+    assert {(r.component_name, r.component_type, r.sla_threshold_seconds) for r in df.itertuples()} == {
+        ("a", "*", 12.0), ("*", "*", 300.0)}
