@@ -65,3 +65,20 @@ def test_a_parsed_email_channel_keeps_todays_options():
     assert mail.type is ChannelType.EMAIL
     assert dict(mail.options) == {"host": "h", "from": "a@b", "to": ("ops@b",), "port": 25, "starttls": False,
                                   "timeout_seconds": 2.0}
+
+
+def test_the_demo_file_and_the_channels_its_comments_suggest_are_valid():
+    from pathlib import Path
+
+    import yaml
+
+    from planwise_monitoring.alerting.config import load_alert_config
+
+    path = Path(__file__).parents[2] / "planwise_monitoring" / "demo" / "alerts.yaml"
+    assert load_alert_config(path).routes[0].channels == ("log", "audit")
+    suggested = [line.lstrip("# ").split("  #")[0] for line in path.read_text().splitlines()
+                 if line.startswith("#   ") and "{type:" in line]
+    channels = yaml.safe_load("\n".join(suggested))
+    assert set(channels) == {"ops_webhook", "slack", "pager"}
+    parsed = parse_alert_config({"channels": channels}, str(path))
+    assert parsed.channels["pager"].type is ChannelType.APPRISE
