@@ -42,11 +42,13 @@ How it keeps the channel contract of :mod:`.channels`:
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
 import threading
 import urllib.parse
 from contextvars import ContextVar
+from typing import Any
 
 from ..redaction import redact, register_secret, register_secret_env, secret_env
 from .channels import DEFAULT_TIMEOUT_SECONDS, ERROR_LIMIT, Channel, read_env, redact_alert
@@ -199,9 +201,10 @@ class AppriseChannel(Channel):
         captured: list[tuple[int, str]] = []
         token = _capture.set(captured)
         try:
+            # apprise 2.x also bounds the whole call; 1.9 (still allowed by pyproject) has cto/rto only
+            limit: dict[str, Any] = {"timeout": timeout} if "timeout" in inspect.signature(notifier.notify).parameters else {}
             ok = bool(notifier.notify(body=self.body(alert, alert_id), title=alert.title,
-                                      notify_type=_NOTIFY_TYPES[alert.severity], body_format="text",
-                                      timeout=timeout))
+                                      notify_type=_NOTIFY_TYPES[alert.severity], body_format="text", **limit))
         except Exception as exc:  # apprise or a plugin raising is this channel's failure, not the caller's
             raise self._error(f"{where}: {type(exc).__name__}: {exc}") from None
         finally:
