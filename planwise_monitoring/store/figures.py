@@ -29,6 +29,9 @@ from typing import Any
 
 from .rows import Rows, select
 
+# Portable SQL where it costs nothing (explicit GROUP BY, FILTER, CAST): a PostgreSQL backend needs
+# only its paramstyle and percentile_cont(...) WITHIN GROUP for DuckDB's quantile_cont.
+
 # The one definition of compliance, over mon_steps rows; used per component, per run and in total.
 _COMPLIANCE = """
        count(*) FILTER (WHERE judged) AS judged_runs,
@@ -65,7 +68,7 @@ SELECT component_name, component_type, simulation_year, scenario, performance_da
        max(execution_time_seconds) FILTER (WHERE succeeded) AS max_execution_time,
        quantile_cont(execution_time_seconds, 0.95) FILTER (WHERE succeeded) AS p95_execution_time
 FROM mon_steps {_WHERE}
-GROUP BY ALL
+GROUP BY component_name, component_type, simulation_year, scenario, performance_date
 ORDER BY component_name, component_type, simulation_year NULLS FIRST, scenario, performance_date
 """
 
@@ -108,7 +111,7 @@ RUN_TIMINGS = f"""
 SELECT simulation_year, component_name, component_type, count(*) AS attempts,
        sum(execution_time_seconds) AS execution_time_seconds
 FROM mon_steps {_WHERE}
-GROUP BY ALL
+GROUP BY simulation_year, component_name, component_type
 ORDER BY simulation_year NULLS FIRST, min(execution_start_time), component_name
 """
 

@@ -184,7 +184,7 @@ MIGRATIONS: dict[int, list[str]] = {
                    max(memory_usage_mb) AS peak_memory_mb
             FROM mon_steps
             WHERE succeeded AND simulation_year IS NOT NULL AND memory_usage_mb IS NOT NULL
-            GROUP BY ALL
+            GROUP BY simulation_id, scenario, component_name, simulation_year
         )
         SELECT *,
                peak_memory_mb - first_value(peak_memory_mb) OVER w AS growth_since_first_year_mb,
