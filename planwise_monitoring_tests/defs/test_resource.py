@@ -1,9 +1,10 @@
 from pathlib import Path
 
 import pytest
+from dagster import AssetExecutionContext, DagsterInvalidConfigError, asset, materialize
 from pydantic import ValidationError
 
-from planwise_monitoring import MonitoringResource, SlaDefinitionConfig
+from planwise_monitoring import MonitoringResource, SlaDefinitionConfig, monitor_performance
 
 
 def test_malformed_sla_yaml_fails_when_the_resource_is_built(tmp_path: Path):
@@ -67,3 +68,31 @@ def test_the_rules_are_reread_when_the_file_changes(tmp_path: Path):
     import os
     os.utime(sla, ns=(sla.stat().st_atime_ns, sla.stat().st_mtime_ns + 10**9))
     assert resource.get_sla_rules().resolve("c", "T").sla_threshold_seconds == 99
+
+
+@pytest.mark.parametrize("field", ["databse_path", "database_url"])
+def test_an_unknown_field_fails_naming_it(tmp_path: Path, field: str):
+    """The issue: a typo was accepted and the records went to ./monitoring.duckdb."""
+    with pytest.raises(ValidationError, match=rf"(?s){field}\n  Extra inputs are not permitted"):
+        MonitoringResource(**{field: str(tmp_path / "x.duckdb")})
+    with pytest.raises(ValidationError, match=r"(?s)sla_treshold_seconds\n  Extra inputs are not permitted"):
+        SlaDefinitionConfig(component_type="SCD", sla_threshold_seconds=9, warning_threshold_seconds=5,
+                            sla_treshold_seconds=2)
+
+
+def test_an_unknown_field_in_run_config_fails_the_launch_naming_it(tmp_path: Path):
+    @asset
+    @monitor_performance("SCD")
+    def scd_workforce_state(context: AssetExecutionContext) -> int:
+        return 1
+
+    db = tmp_path / "m.duckdb"
+    with pytest.raises(DagsterInvalidConfigError, match=r"(?s)databse_path"):
+        materialize([scd_workforce_state], resources={"monitoring": MonitoringResource.configure_at_launch()},
+                    run_config={"resources": {"monitoring": {"config": {"databse_path": str(db)}}}})
+    assert not db.exists()
+    # the same launch with the field spelt right records where it says
+    assert materialize([scd_workforce_state], resources={"monitoring": MonitoringResource.configure_at_launch()},
+                       run_config={"resources": {"monitoring": {"config": {"database_path": str(db)}}}}).success
+    assert MonitoringResource(database_path=str(db)).get_store().read_performance()["component_name"].tolist() \
+        == ["scd_workforce_state"]
