@@ -5,7 +5,7 @@ import os
 
 import duckdb
 import pytest
-from dagster import DagsterInstance
+from dagster import AssetRecordsFilter, DagsterInstance, build_sensor_context
 
 from planwise_monitoring.defs.dbt import model_timings
 
@@ -189,3 +189,43 @@ def test_monitoring_assets_after_the_demo_runs(demo, instance, two_years):
     job = demo.defs.resolve_job_def("planwise_monitoring_daily_job")
     assert job.execute_in_process(instance=instance).success
     check_reports_against_hand_computation(demo.monitoring.get_store())
+
+
+def test_seeds_and_snapshots_are_components_too():
+    manifest = {"nodes": {
+        "seed.p.departments": {"name": "departments", "resource_type": "seed"},
+        "snapshot.p.people": {"name": "people", "resource_type": "snapshot",
+                              "config": {"meta": {"component_type": "SCD"}}},
+        "model.p.m": {"name": "m", "resource_type": "model"},
+        "test.p.t": {"name": "t", "resource_type": "test"},
+    }}
+    run_results = {"results": [{"unique_id": uid, "status": "pass" if uid.startswith("test") else "success",
+                                "execution_time": 0.5} for uid in manifest["nodes"]]}
+    timings = model_timings(run_results, manifest, default_component_type="EVENT_GENERATION")
+    assert [(t.component_name, t.component_type) for t in timings] == [
+        ("departments", "DBT_SEED"), ("people", "SCD"), ("m", "EVENT_GENERATION")]
+
+
+def test_the_sensor_judges_every_materialization_of_the_demo(demo, instance, two_years):
+    """After the demo's runs above (two years, a re-run, a failed year): each materialization of
+    a dbt node is judged, against the record its own metadata names."""
+    materializations = [
+        record
+        for key in demo.workforce_simulation.keys
+        for record in instance.fetch_materializations(AssetRecordsFilter(asset_key=key), limit=1000).records
+    ]
+    assert len(materializations) >= 3 * len(MODELS)  # 2025, 2026 and the re-run of 2026
+    sensor = demo.defs.get_sensor_def("planwise_performance_sensor")
+    with build_sensor_context(instance=instance, resources={"monitoring": demo.monitoring}) as context:
+        data = sensor.evaluate_tick(context)
+    sla = {e.metadata["materialization_storage_id"].value: e for e in data.asset_events if e.check_name == "sla"}
+    regression = {e.metadata["materialization_storage_id"].value for e in data.asset_events
+                  if e.check_name == "regression"}
+    unlabelled = [m.asset_key.to_user_string() for m in materializations
+                  if "planwise/performance_id" not in m.asset_materialization.metadata]
+    assert not unlabelled, f"materializations without planwise/* metadata, which no check can judge: {unlabelled}"
+    assert set(sla) == regression == {m.storage_id for m in materializations}
+    for m in materializations:
+        assert sla[m.storage_id].asset_key == m.asset_key
+        assert (sla[m.storage_id].metadata["performance_id"].value
+                == m.asset_materialization.metadata["planwise/performance_id"].value)
