@@ -16,8 +16,8 @@ from typing import Any
 from dagster import AssetCheckSeverity
 
 from ..alerting.policy import Alert, AlertType, Severity
+from ..store import StoreSession
 from .regression import MIN_DEGRADATION_PCT, RegressionSeverity, RegressionVerdict, detect_regression
-from ..store.duckdb import StoreSession
 
 CONFIRM_RUNS = 2  # a regression is confirmed by this many consecutive slow runs
 BASELINE_WINDOW = 20
@@ -25,6 +25,12 @@ BASELINE_WINDOW = 20
 
 @dataclass(frozen=True)
 class CheckOutcome:
+    """What one asset check (``sla`` or ``regression``) says about one record.
+
+        outcome = CheckOutcome(False, AssetCheckSeverity.ERROR, "12.00s against 9s warning / 10s breach", {})
+        assert not outcome.passed
+    """
+
     passed: bool
     severity: AssetCheckSeverity
     description: str
@@ -33,6 +39,13 @@ class CheckOutcome:
 
 @dataclass(frozen=True)
 class Evaluation:
+    """One stored record judged: its SLA verdict (from the record) and its regression verdict
+    (None for a failed step), and what follows from them.
+
+        evaluation = Evaluation({"status": "FAILED", "sla_status": None, ...}, None, None)
+        assert evaluation.regression_check.description == "not judged: the step failed"
+    """
+
     record: Mapping[str, Any]  # the mon_multi_year_performance row
     regression: RegressionVerdict | None
     baseline_run_id: str | None
@@ -109,7 +122,7 @@ class Evaluation:
                 details=tuple(sla.metadata.items()), **common,
             ))
         v = self.regression
-        if v is not None and v.is_regression:
+        if v is not None and v.is_regression and v.severity is not None:
             severity = {RegressionSeverity.MINOR: Severity.WARNING, RegressionSeverity.MAJOR: Severity.ERROR,
                         RegressionSeverity.CRITICAL: Severity.CRITICAL}[v.severity]
             out.append(Alert(
