@@ -42,7 +42,7 @@ class Evaluation:
     """One stored record judged: its SLA verdict (from the record) and its regression verdict
     (None for a failed step), and what follows from them.
 
-        evaluation = Evaluation({"status": "FAILED", "sla_status": None, ...}, None, None)
+        evaluation = Evaluation({"status": "FAILED"}, regression=None, baseline_run_id=None)
         assert evaluation.regression_check.description == "not judged: the step failed"
     """
 
