@@ -20,6 +20,9 @@ from planwise_monitoring.defs.sensors import build_performance_sensor
 from ..factories import lock_held_by_another_process
 
 SLEEP = {"seconds": 0.0}
+# Wide margins: under load a 0 s step has been measured above 0.15 s; a sleep only gets longer.
+WARNING, SLA = 0.5, 1.0  # seconds
+BETWEEN, BREACH = 0.6, 1.05  # sleeps that land between the thresholds, and above the SLA
 
 
 @asset
@@ -38,7 +41,7 @@ def monitoring_for(tmp_path: Path, lock_timeout_seconds: float = 1.0) -> Monitor
     return MonitoringResource(
         database_path=str(tmp_path / "monitoring.duckdb"), lock_timeout_seconds=lock_timeout_seconds,
         sla_definitions=[SlaDefinitionConfig(component_name="scd_workforce_state", component_type="SCD",
-                                             sla_threshold_seconds=0.3, warning_threshold_seconds=0.15)],
+                                             sla_threshold_seconds=SLA, warning_threshold_seconds=WARNING)],
     )
 
 
@@ -57,8 +60,8 @@ def test_checks_run_with_the_asset_and_show_the_sla_verdict(tmp_path):
     checks = build_monitoring_checks([scd_workforce_state])
     assert verdicts(run(tmp_path, 0.0, checks)) == {("sla", True, AssetCheckSeverity.WARN),
                                                     ("regression", True, AssetCheckSeverity.WARN)}
-    assert ("sla", False, AssetCheckSeverity.WARN) in verdicts(run(tmp_path, 0.2, checks))
-    breach = run(tmp_path, 0.35, checks)
+    assert ("sla", False, AssetCheckSeverity.WARN) in verdicts(run(tmp_path, BETWEEN, checks))
+    breach = run(tmp_path, BREACH, checks)
     assert ("sla", False, AssetCheckSeverity.ERROR) in verdicts(breach)
     assert breach.success  # not blocking: downstream still runs
     assert breach.asset_materializations_for_node("workforce_report")
@@ -66,7 +69,7 @@ def test_checks_run_with_the_asset_and_show_the_sla_verdict(tmp_path):
 
 def test_a_blocking_sla_check_stops_downstream_assets(tmp_path):
     checks = build_monitoring_checks([scd_workforce_state], blocking_components={"scd_workforce_state"})
-    result = run(tmp_path, 0.35, checks)
+    result = run(tmp_path, BREACH, checks)
     assert ("sla", False, AssetCheckSeverity.ERROR) in verdicts(result)
     assert not result.success
     assert not result.asset_materializations_for_node("workforce_report")
@@ -103,11 +106,12 @@ def test_a_database_locked_by_another_process_does_not_fail_the_run(tmp_path):
         assert result.asset_materializations_for_node("workforce_report")
         # nothing was lost: the record waited in the spool, and the sensor judges it once the lock is gone
         sensor = build_performance_sensor([scd_workforce_state])
-        data = sensor.evaluate_tick(build_sensor_context(instance=instance, resources={"monitoring": monitoring}))
+        with build_sensor_context(instance=instance, resources={"monitoring": monitoring}) as context:
+            data = sensor.evaluate_tick(context)
         [materialization] = result.asset_materializations_for_node("scd_workforce_state")
         sla = next(e for e in data.asset_events if e.check_name == "sla")
         assert sla.metadata["performance_id"].value == materialization.metadata["planwise/performance_id"].value
-        assert "s against 0.15s warning / 0.3s breach" in sla.description
+        assert "s against 0.5s warning / 1s breach" in sla.description
 
 
 @pytest.mark.parametrize("damage", ["not a database", "missing"])

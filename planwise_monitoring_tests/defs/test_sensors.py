@@ -77,8 +77,9 @@ def materialize_year(monitoring, instance, year: str, seconds: float = 0.0):
 
 
 def tick(sensor, monitoring, instance, cursor=None):
-    context = build_sensor_context(instance=instance, cursor=cursor, resources={"monitoring": monitoring})
-    data = sensor.evaluate_tick(context)
+    # a context manager: the resource sets itself up (and flushes) like a generator resource
+    with build_sensor_context(instance=instance, cursor=cursor, resources={"monitoring": monitoring}) as context:
+        data = sensor.evaluate_tick(context)
     for event in data.asset_events:  # what the daemon does with them
         instance.report_runless_asset_event(event)
     return data
@@ -185,11 +186,11 @@ def test_failed_runs_are_cataloged_with_their_error_class(setup, tmp_path):
     assert not result.success
     sensor = build_run_failure_sensor(artifacts_dir=tmp_path / "artifacts")
     run_failure = result.get_run_failure_event()
-    context = build_run_status_sensor_context(
+    with build_run_status_sensor_context(
         sensor_name=sensor.name, dagster_event=run_failure, dagster_instance=instance,
         dagster_run=result.dagster_run, resources={"monitoring": monitoring},
-    ).for_run_failure()
-    sensor(context)
+    ) as context:
+        sensor(context.for_run_failure())
     failures = monitoring.get_store().read_table("mon_run_failures")
     assert failures["dagster_run_id"].tolist() == [result.run_id]
     assert failures["error_class"].tolist() == ["KeyError"]
