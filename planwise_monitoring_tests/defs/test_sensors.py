@@ -25,7 +25,7 @@ from planwise_monitoring.alerting.policy import parse_alert_config
 from planwise_monitoring.defs.sensors import build_performance_sensor, build_run_failure_sensor
 from planwise_monitoring.recording.measure import utcnow
 
-from ..factories import RecordingServer, make_record
+from ..factories import RecordingServer, lock_held_by_another_process, make_record
 
 years = StaticPartitionsDefinition(["2025", "2026", "2027"])
 SLEEP = {"seconds": 0.0}
@@ -242,3 +242,17 @@ def test_every_output_of_a_multi_asset_is_judged_and_alerted_once(setup, webhook
         assert execution.status.value == "FAILED"
     # one record, one breach: one alert, not one per output
     assert [p["alert_type"] for p in posted(webhook)] == ["SLA_BREACH"]
+
+
+def test_a_locked_database_skips_the_tick_and_judges_the_same_events_next_time(setup, tmp_path):
+    monitoring, sensor, instance = setup
+    monitoring = MonitoringResource(database_path=monitoring.database_path, lock_timeout_seconds=0.2)
+    materialize_year(monitoring, instance, "2025")
+    assert monitoring.flush()
+    with lock_held_by_another_process(tmp_path / "monitoring.duckdb"):
+        locked = tick(sensor, monitoring, instance)
+    assert locked.skip_message and "locked" in locked.skip_message
+    assert not locked.asset_events and locked.cursor is None  # the cursor stays: nothing is skipped for good
+    data = tick(sensor, monitoring, instance, locked.cursor)
+    assert sorted((e.metadata["partition"].value, e.check_name) for e in data.asset_events) == [
+        ("2025", "regression"), ("2025", "sla")]
