@@ -155,8 +155,15 @@ def _with_timeouts(url: str, timeout: float) -> str:
 
 
 class AppriseChannel(Channel):
-    """Sends the alert through apprise to the service whose URL is in ``$url_env``; see the module
-    docstring for an example and for how outcome, timeouts and secrets are handled."""
+    """Sends the alert through apprise to the service whose URL is in ``$url_env``.
+
+        import os
+        os.environ["OPS_PAGER"] = "discord://998877665544332211/T0KEN-abc123"
+        channel = AppriseChannel("pager", "OPS_PAGER", timeout_seconds=5)  # nothing is read or sent yet
+        assert channel.kind == "apprise" and channel.timeout_seconds == 5
+
+    The module docstring says how the outcome, timeouts and secrets are handled.
+    """
 
     kind = "apprise"
 
