@@ -15,6 +15,10 @@ would be skipped. Each tick replays the spool, judges each new record (SLA and r
 ``mon_multi_year_regression``, reports the ``sla`` and ``regression`` check evaluations (the
 daemon stores them with ``report_runless_asset_event``, so they show on the asset's Checks tab),
 and hands alerts to the dispatcher, whose network I/O happens outside any database session.
+
+Every materialization gets its evaluations, also when several share one record (the outputs of
+a plain multi-asset step); a record is evaluated, stored as a regression and alerted on once.
+If the database stays locked, the tick skips without moving its cursor.
 """
 
 from __future__ import annotations
