@@ -15,19 +15,20 @@ def check_reports_against_hand_computation(store: MonitoringStore) -> None:
     """The monitoring tables agree with pandas over the same performance rows."""
     rows = store.read_performance()
     rows["performance_date"] = rows["execution_end_time"].dt.normalize()  # the UTC day a step ended
-    ok = rows[rows.status == "SUCCESS"].copy()
-    keys = ["component_name", "simulation_year", "performance_date"]
-    expected = ok.groupby(keys, dropna=False).agg(
-        runs=("execution_time_seconds", "size"), avg_execution_time=("execution_time_seconds", "mean"),
-        max_execution_time=("execution_time_seconds", "max"),
-        p95_execution_time=("execution_time_seconds", lambda s: s.quantile(0.95)),
-        sla_breaches=("sla_status", lambda s: int((s == "SLA_BREACH").sum())),
-    ).reset_index().sort_values(keys).reset_index(drop=True)
+    keys = ["component_name", "simulation_year", "scenario", "performance_date"]
+    counts = rows.groupby(keys, dropna=False).agg(
+        runs=("status", "size"), failed_runs=("status", lambda s: int((s == "FAILED").sum())),
+        sla_breaches=("sla_status", lambda s: int((s == "SLA_BREACH").sum())))
+    durations = rows[rows.status == "SUCCESS"].groupby(keys, dropna=False)["execution_time_seconds"].agg(
+        avg_execution_time="mean", max_execution_time="max", p95_execution_time=lambda s: s.quantile(0.95))
+    expected = counts.join(durations).reset_index().sort_values(keys).reset_index(drop=True)
     trends = store.read_table("mon_performance_trends")
     trends["performance_date"] = pd.to_datetime(trends["performance_date"])
     got = trends.sort_values(keys).reset_index(drop=True)
-    for column in ["runs", "avg_execution_time", "max_execution_time", "p95_execution_time", "sla_breaches"]:
-        assert got[column].tolist() == pytest.approx(expected[column].tolist()), column
+    assert got[keys].astype(str).values.tolist() == expected[keys].astype(str).values.tolist()
+    for column in ["runs", "failed_runs", "sla_breaches", "avg_execution_time", "max_execution_time",
+                   "p95_execution_time"]:
+        assert got[column].tolist() == pytest.approx(expected[column].tolist(), nan_ok=True), column
 
     judged = rows[rows.sla_status.notna()]
     compliance = store.read_table("mon_sla_compliance").set_index("component_name")
