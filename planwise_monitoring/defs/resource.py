@@ -78,7 +78,9 @@ class MonitoringResource(ConfigurableResource):
     The resource owns its process's state for the run: the record writer it flushes when the
     run ends (so a run's records are readable when ``materialize()`` returns), its event log,
     and the parsed SLA rules. Dagster gives each run (each step process, under the multiprocess
-    executor) its own copy of the resource, so this state is never shared between runs.
+    executor) its own copy of the resource, so this state is never shared between runs. Having a
+    teardown makes it a context-manager resource for Dagster: a context built by hand for a unit
+    test opens it with ``with build_sensor_context(resources=...) as context:``.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -207,6 +209,12 @@ class MonitoringResource(ConfigurableResource):
         return self.get_writer().flush(timeout_seconds)
 
     # -- Dagster's resource lifecycle ------------------------------------------------------------
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        """Before the run's steps: open the writer and the event log here, outside any step's time."""
+        if self.enabled:
+            self.get_writer()
+            self.get_event_log()
+
     def teardown_after_execution(self, context: InitResourceContext) -> None:
         """At the end of the run (or of the step's process): make this run's records readable.
 
@@ -215,13 +223,15 @@ class MonitoringResource(ConfigurableResource):
         writer, self._writer = self._writer, None
         try:
             if writer is not None and not writer.flush(self.lock_timeout_seconds):
-                context.log.warning(  # type: ignore[union-attr]
-                    f"planwise-monitoring: {len(writer.pending_ids())} record(s) of this run are not in "
-                    f"{self.database_path} yet (locked?); they stay spooled and the next write stores them")
+                message = (f"planwise-monitoring: {len(writer.pending_ids())} record(s) of this run are not in "
+                           f"{self.database_path} yet (locked?); they stay spooled and the next write stores them")
+                (context.log or log).warning(message)
         except Exception as exc:
             log.warning("planwise-monitoring: flushing at the end of the run failed: %s",
                         redact(f"{type(exc).__name__}: {exc}"))
         finally:
+            if writer is not None and writer.event_log is self._event_log:
+                writer.event_log = None  # the process's writer outlives this run: don't reopen a closed log
             if self._event_log is not None:
                 self._event_log.close()
 
