@@ -1,5 +1,6 @@
-"""A job of four independent monitored assets, loaded by Dagster's step processes for the
-multiprocess-executor test. The monitoring database comes from PLANWISE_TEST_DB."""
+"""Jobs loaded by Dagster's step processes for the multiprocess-executor tests: four independent
+monitored assets, and a job whose second step fails. The monitoring database comes from
+PLANWISE_TEST_DB."""
 
 from __future__ import annotations
 
@@ -26,9 +27,24 @@ def _make(name: str):
 assets = [_make(f"events_{i}") for i in range(4)]
 parallel_job = define_asset_job("parallel_job", selection=[a.key for a in assets])
 
+
+@asset
+@monitor_performance("SCD")
+def snapshot_ok(context: AssetExecutionContext) -> int:
+    return 1
+
+
+@asset(deps=[snapshot_ok])
+@monitor_performance("SCD")
+def snapshot_broken(context: AssetExecutionContext) -> int:
+    raise ValueError("snapshot failed")
+
+
+failing_job = define_asset_job("failing_job", selection=[snapshot_ok.key, snapshot_broken.key])
+
 defs = Definitions(
-    assets=assets,
-    jobs=[parallel_job],
+    assets=[*assets, snapshot_ok, snapshot_broken],
+    jobs=[parallel_job, failing_job],
     resources={"monitoring": MonitoringResource(database_path=os.environ.get("PLANWISE_TEST_DB", "unused.duckdb"),
                                                 lock_timeout_seconds=0.5)},
 )
@@ -36,3 +52,7 @@ defs = Definitions(
 
 def get_parallel_job():
     return defs.resolve_job_def("parallel_job")
+
+
+def get_failing_job():
+    return defs.resolve_job_def("failing_job")

@@ -22,7 +22,7 @@ from dagster import (
 from planwise_monitoring import MonitoringResource, monitor_performance
 
 from ..factories import lock_held_by_another_process
-from ..parallel_job import get_parallel_job
+from ..parallel_job import get_failing_job, get_parallel_job
 from .test_decorator import logged, scd_workforce_state
 
 
@@ -81,6 +81,17 @@ def test_the_multiprocess_executor_run_is_readable_when_execute_job_returns(tmp_
     assert len(step_pids) == 4 and os.getpid() not in step_pids  # each step in a process of its own
     stored = MonitoringResource(database_path=str(db)).get_store().read_performance()
     assert sorted(stored["component_name"]) == [f"events_{i}" for i in range(4)]
+
+
+def test_a_failed_step_in_its_own_process_is_readable_when_execute_job_returns(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch):
+    db = tmp_path / "monitoring.duckdb"
+    monkeypatch.setenv("PLANWISE_TEST_DB", str(db))
+    with instance_for_test() as instance:
+        result = execute_job(reconstructable(get_failing_job), instance=instance, raise_on_error=False)
+        assert not result.success
+    stored = MonitoringResource(database_path=str(db)).get_store().read_performance().set_index("component_name")
+    assert stored["status"].to_dict() == {"snapshot_ok": "SUCCESS", "snapshot_broken": "FAILED"}
 
 
 class _Capture(logging.Handler):
