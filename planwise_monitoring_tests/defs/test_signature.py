@@ -2,6 +2,7 @@
 Dagster decides what to pass (context, inputs, resources) from the signature alone."""
 
 import inspect
+from pathlib import Path
 
 import pandas as pd
 from dagster import (
@@ -84,3 +85,21 @@ def test_a_materialize_result_keeps_every_field_when_metadata_is_added():
     assert (copy.asset_key, copy.tags, copy.value, copy.check_results, copy.data_version) == \
         (original.asset_key, original.tags, original.value, original.check_results, original.data_version)
     assert set(copy.metadata) == {"y"}
+
+
+def test_the_package_uses_dagster_through_its_public_api_only():
+    """No dagster._core imports (MaterializeResult._replace is covered by the test above)."""
+    import ast
+
+    import planwise_monitoring
+
+    root = Path(planwise_monitoring.__file__).parent
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("dagster._"):
+                found.append(f"{path.relative_to(root)}:{node.lineno} from {node.module}")
+            elif isinstance(node, ast.Import):
+                found += [f"{path.relative_to(root)}:{node.lineno} import {a.name}"
+                          for a in node.names if a.name.startswith("dagster._")]
+    assert found == []
