@@ -96,3 +96,26 @@ def test_an_unknown_field_in_run_config_fails_the_launch_naming_it(tmp_path: Pat
                        run_config={"resources": {"monitoring": {"config": {"database_path": str(db)}}}}).success
     assert MonitoringResource(database_path=str(db)).get_store().read_performance()["component_name"].tolist() \
         == ["scd_workforce_state"]
+
+
+def test_each_run_has_its_own_event_log_closed_at_the_end(tmp_path: Path):
+    """Per-process state belongs to the run's copy of the resource, not to module globals: the
+    process's writer (shared by all runs in the process) is not left pointing at a closed log."""
+    from dagster import DagsterInstance
+
+    from planwise_monitoring.events import read_events
+    from planwise_monitoring.store.writer import writer_for
+
+    @asset
+    @monitor_performance("SCD")
+    def scd_workforce_state(context: AssetExecutionContext) -> int:
+        return 1
+
+    with DagsterInstance.ephemeral() as instance:
+        for name in ["a", "b"]:
+            monitoring = MonitoringResource(database_path=str(tmp_path / "m.duckdb"),
+                                            json_log_path=str(tmp_path / f"{name}.jsonl"))
+            assert materialize([scd_workforce_state], instance=instance, resources={"monitoring": monitoring}).success
+            assert writer_for(monitoring.get_store()).event_log is None
+    for name in ["a", "b"]:
+        assert [e["event"] for e in read_events(tmp_path / f"{name}.jsonl")] == ["step_recorded"]
