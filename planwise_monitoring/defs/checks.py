@@ -27,11 +27,12 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetKey,
+    AssetMaterialization,
     AssetsDefinition,
     multi_asset_check,
 )
 
-from ..evaluation.verdicts import CheckOutcome, Evaluation, evaluate_record
+from ..evaluation.verdicts import CheckOutcome, Evaluation, evaluate_records
 from ..redaction import redact
 from ..store import MonitoringStore, StoreError, StoreLockedError
 
@@ -99,12 +100,20 @@ def build_monitoring_checks(assets: Sequence[AssetsDefinition | AssetKey], *, re
     return _checks
 
 
-def _performance_id(context: AssetCheckExecutionContext, asset_key: AssetKey) -> str | None:
-    """The record of the asset's latest materialization, from the metadata the decorator put on it."""
-    event = context.instance.get_latest_materialization_event(asset_key)
-    materialization = event.asset_materialization if event else None
+def performance_id_of(materialization: AssetMaterialization | None) -> str | None:
+    """The record a materialization stands for, from the metadata the decorator put on it.
+
+        from dagster import AssetMaterialization
+        m = AssetMaterialization("scd", metadata={"planwise/performance_id": "0b5f..."})
+        assert performance_id_of(m) == "0b5f..." and performance_id_of(AssetMaterialization("x")) is None
+    """
     value = materialization.metadata.get(PERFORMANCE_ID_KEY) if materialization else None
     return str(value.value) if value is not None else None
+
+
+def _performance_id(context: AssetCheckExecutionContext, asset_key: AssetKey) -> str | None:
+    event = context.instance.get_latest_materialization_event(asset_key)
+    return performance_id_of(event.asset_materialization if event else None)
 
 
 def _judge_stored(context: AssetCheckExecutionContext, store: MonitoringStore,
@@ -118,8 +127,7 @@ def _judge_stored(context: AssetCheckExecutionContext, store: MonitoringStore,
     except StoreError as exc:  # e.g. one bad spooled record: the database may still be readable
         context.log.warning(f"planwise-monitoring: {redact(str(exc))}")
     with store.session(read_only=True) as session:
-        return {str(row["performance_id"]): evaluate_record(session, row)
-                for row in session.performance(sorted(performance_ids))}
+        return evaluate_records(session, sorted(performance_ids))
 
 
 def _result(asset_key: AssetKey, check_name: str, performance_id: str | None,

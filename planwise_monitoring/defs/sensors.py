@@ -47,12 +47,12 @@ from dagster import (
 
 from ..alerting.delivery import AlertDispatcher
 from ..alerting.policy import Alert, AlertConfig, AlertType, Severity, load_alert_config, parse_alert_config
-from ..evaluation.verdicts import Evaluation, evaluate_record
+from ..evaluation.verdicts import Evaluation, evaluate_records
 from ..recording.measure import utcnow
 from ..redaction import redact
 from ..reporting.summaries import user_error, write_run_summary
-from ..store import StoreError, StoreSession
-from .checks import PERFORMANCE_ID_KEY, REGRESSION_CHECK, SLA_CHECK, monitored_keys
+from ..store import StoreError
+from .checks import REGRESSION_CHECK, SLA_CHECK, monitored_keys, performance_id_of
 from .resource import MonitoringResource, with_resource_parameter
 
 _ERROR_MESSAGE_LIMIT = 4000
@@ -78,9 +78,7 @@ class _Materialization:
 
     @classmethod
     def of(cls, key: AssetKey, event: EventLogRecord) -> _Materialization:
-        materialization = event.asset_materialization
-        value = materialization.metadata.get(PERFORMANCE_ID_KEY) if materialization else None
-        return cls(key, event, str(value.value) if value is not None else None)
+        return cls(key, event, performance_id_of(event.asset_materialization))
 
 
 def build_performance_sensor(assets: Sequence[AssetsDefinition | AssetKey], *,
@@ -127,7 +125,7 @@ def build_performance_sensor(assets: Sequence[AssetsDefinition | AssetKey], *,
         try:
             store.replay_spool(monitoring.get_sla_rules())
             with store.session() as session:  # one short write session per tick
-                evaluations = _evaluate(session, [m.performance_id for m in new if m.performance_id])
+                evaluations = evaluate_records(session, [m.performance_id for m in new if m.performance_id])
                 session.insert_regressions([row for e in evaluations.values() if (row := e.regression_row())])
         except StoreError as exc:  # locked for long: judge these events on the next tick
             dispatcher.retry_pending()
@@ -150,12 +148,6 @@ def build_performance_sensor(assets: Sequence[AssetsDefinition | AssetKey], *,
         return SensorResult(asset_events=check_events, cursor=json.dumps(cursor, sort_keys=True))
 
     return _sensor
-
-
-def _evaluate(session: StoreSession, performance_ids: Sequence[str]) -> dict[str, Evaluation]:
-    """Each stored record judged once, keyed by its id, in the order first named."""
-    rows = {str(r["performance_id"]): r for r in session.performance(sorted(set(performance_ids)))}
-    return {pid: evaluate_record(session, rows[pid]) for pid in dict.fromkeys(performance_ids) if pid in rows}
 
 
 def _log_events(monitoring: MonitoringResource, evaluations: list[Evaluation], alerts: list[Alert],

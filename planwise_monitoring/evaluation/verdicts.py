@@ -9,7 +9,7 @@ from them (asset check results, a regression row, alerts). Shared by the sensor 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -150,3 +150,18 @@ def evaluate_record(session: StoreSession, record: Mapping[str, Any], *, confirm
         confirm_runs=confirm_runs, window=window,
     )
     return Evaluation(record, verdict, baseline[-1][0] if baseline else None)
+
+
+def evaluate_records(session: StoreSession, performance_ids: Sequence[str]) -> dict[str, Evaluation]:
+    """The stored records among ``performance_ids``, each judged once however often it is named
+    (the outputs of one step share its record), keyed by id in the order first named; ids not
+    stored are left out.
+
+        store = MonitoringStore(tmp_path / "monitoring.duckdb")
+        store.write([record])
+        with store.session(read_only=True) as s:
+            evaluations = evaluate_records(s, [record.performance_id, record.performance_id])
+        assert list(evaluations) == [record.performance_id]
+    """
+    rows = {str(r["performance_id"]): r for r in session.performance(sorted(set(performance_ids)))}
+    return {pid: evaluate_record(session, rows[pid]) for pid in dict.fromkeys(performance_ids) if pid in rows}
