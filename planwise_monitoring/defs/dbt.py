@@ -36,6 +36,7 @@ from dagster import AssetExecutionContext, Output
 
 from ..recording.measure import ComponentTiming, current_meter
 from ..recording.records import FAILED, SUCCESS
+from ..redaction import redact
 from .resource import MonitoringResource
 
 DEFAULT_COMPONENT_TYPE = "DBT_MODEL"
@@ -140,7 +141,8 @@ def monitored_dbt_build(context: AssetExecutionContext, dbt: Any, monitoring: Mo
             totals = _report_models(invocation, events, monitoring, dbt_vars, database_path, year_column,
                                     default_component_type)
     except Exception as exc:
-        context.log.warning(f"planwise-monitoring: could not record the dbt models: {type(exc).__name__}: {exc}")
+        context.log.warning(f"planwise-monitoring: could not record the dbt nodes: {type(exc).__name__}: "
+                            f"{redact(str(exc))}")
     for event in events:
         unique_id = _unique_id(event)
         if unique_id in totals:
@@ -167,6 +169,8 @@ def _report_models(invocation: Any, events: list[Any], monitoring: MonitoringRes
     }
     year = (dbt_vars or {}).get("simulation_year")
     totals, of_year = count_rows(database_path, built, int(year) if year is not None else None, year_column)
+    if current_meter() is None:  # monitoring turned off: the row counts still go on the events
+        return totals
     for timing in model_timings(run_results, manifest, of_year, output_names, default_component_type):
         monitoring.record_component(timing)
     # the invocation's own record counts what this build produced, not what the tables hold in all

@@ -122,3 +122,17 @@ def _sensor_context(instance, monitoring):
     from dagster import build_sensor_context
 
     return build_sensor_context(instance=instance, resources={"monitoring": monitoring})
+
+
+def test_with_monitoring_turned_off_the_build_only_gets_its_row_counts(project, build, caplog):
+    _, _, tmp = project
+    monitoring = MonitoringResource(database_path=str(tmp / "monitoring-off.duckdb"), enabled=False)
+    with DagsterInstance.ephemeral() as instance:
+        result = run_year(build, project, instance, monitoring, "2025")
+        assert result.success
+        md = figures(result)
+        assert {name: m["dagster/row_count"] for name, m in md.items() if name in SEEDS} == SEEDS
+        assert not [k for m in md.values() for k in m if k.startswith("planwise/")]
+        messages = [e.user_message for e in instance.all_logs(result.run_id)] + caplog.messages
+        assert not [m for m in messages if "planwise-monitoring" in m], "a warning although monitoring is off"
+    assert not (tmp / "monitoring-off.duckdb").exists()
