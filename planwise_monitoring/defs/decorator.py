@@ -198,12 +198,17 @@ class _MonitoredStep:
             _warn(self.context, f"could not record this step: {type(exc).__name__}: {exc}")
         return result
 
-    def failed(self, exc: BaseException) -> None:
+    def failed(self, exc: BaseException, held: tuple[Any, ...] = ()) -> tuple[Any, ...]:
+        """Record the failed step; what it yielded before failing (e.g. the models a failing dbt
+        build did build) gets its metadata, so the sensor can judge those materializations."""
         try:
             message = redact(str(exc)) or ""
-            self._finish(FAILED, None, error=(_error_class(exc), message[:_ERROR_MESSAGE_LIMIT]))
+            step, components = self._finish(FAILED, None, error=(_error_class(exc), message[:_ERROR_MESSAGE_LIMIT]))
+            if held:
+                return tuple(attach_metadata(self.context, held, step, components))
         except Exception as inner:
             _warn(self.context, f"could not record the failed step: {type(inner).__name__}: {inner}")
+        return held
 
     def run_generator(self, gen: Iterator[Any]) -> Iterator[Any]:
         """Pass events through; hold outputs back until the end so they carry the metadata."""
@@ -216,9 +221,9 @@ class _MonitoredStep:
                 returned = stop.value
                 break
             except BaseException as exc:
-                self.failed(exc)
+                labelled = self.failed(exc, tuple(held))
                 if isinstance(exc, Exception):
-                    yield from held  # what the asset yielded before failing counts, as it would unmonitored
+                    yield from labelled  # what the asset yielded before failing counts, as it would unmonitored
                 raise
             if held or isinstance(item, (Output, MaterializeResult)):
                 held.append(item)

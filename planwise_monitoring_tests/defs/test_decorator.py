@@ -167,6 +167,27 @@ def test_generator_and_multi_assets_are_monitored(monitoring, instance):
     assert df.loc["generated", "simulation_year"] is pd.NA or pd.isna(df.loc["generated", "simulation_year"])
 
 
+@multi_asset(specs=[AssetSpec("hires"), AssetSpec("terminations")], can_subset=False)
+@monitor_performance("EVENT_GENERATION")
+def half_built_events(context: AssetExecutionContext):
+    yield MaterializeResult(asset_key="hires", metadata={"dagster/row_count": 5})
+    raise RuntimeError("terminations failed")
+
+
+def test_what_a_failing_generator_yielded_first_carries_the_failed_steps_metadata(monitoring, instance):
+    """A dbt build that fails halfway has built some models: their materializations carry the
+    step's figures, so the sensor can judge them (B2's patch)."""
+    result = materialize([half_built_events], resources={"monitoring": monitoring}, instance=instance,
+                         raise_on_error=False)
+    assert not result.success
+    [hires] = result.asset_materializations_for_node("half_built_events")
+    assert hires.asset_key == AssetKey("hires")
+    assert hires.metadata["dagster/row_count"].value == 5  # the asset's own metadata is kept
+    [row] = stored(monitoring).to_dict("records")
+    assert hires.metadata["planwise/performance_id"].value == str(row["performance_id"])
+    assert row["status"] == "FAILED"
+
+
 @multi_asset(outs={"a": AssetOut(), "b": AssetOut()})
 @monitor_performance("WORKFORCE_PREPARATION", component_name="prep")
 def two_frames(context: AssetExecutionContext):
