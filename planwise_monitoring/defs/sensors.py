@@ -24,8 +24,9 @@ If the database stays locked, the tick skips without moving its cursor.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ from dagster import (
     sensor,
 )
 
-from ..alerting.delivery import AlertDispatcher
+from ..alerting.dispatcher import AlertDispatcher
 from ..alerting.policy import Alert, AlertConfig, AlertType, Severity, load_alert_config, parse_alert_config
 from ..evaluation.verdicts import Evaluation, evaluate_records
 from ..recording.measure import utcnow
@@ -86,9 +87,11 @@ def build_performance_sensor(assets: Sequence[AssetsDefinition | AssetKey], *,
                              alert_config: AlertConfig | str | Path | None = None,
                              minimum_interval_seconds: int = 30,
                              default_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING,
-                             max_events_per_tick: int = 500) -> SensorDefinition:
+                             max_events_per_tick: int = 500,
+                             clock: Callable[[], datetime] = utcnow) -> SensorDefinition:
     """A sensor that judges every new materialization of ``assets``; see the module docstring.
-    ``alert_config`` is parsed now, so a bad alert file fails at definitions load.
+    ``alert_config`` is parsed now, so a bad alert file fails at definitions load. ``clock`` (naive
+    UTC) decides alert throttling and retry backoff.
 
         from dagster import Definitions, asset
         from planwise_monitoring import MonitoringResource, build_performance_sensor, monitor_performance
@@ -118,7 +121,7 @@ def build_performance_sensor(assets: Sequence[AssetsDefinition | AssetKey], *,
             ).records
         ]
         store = monitoring.get_store()
-        dispatcher = AlertDispatcher(store, config, context.log)
+        dispatcher = AlertDispatcher(store, config, context.log, clock)
         if not new:
             dispatcher.retry_pending()
             return SkipReason("no new materializations of monitored assets")
@@ -190,11 +193,19 @@ def _check_evaluations(m: _Materialization, evaluation: Evaluation) -> list[Asse
 def build_run_failure_sensor(*, name: str = "planwise_run_failure_sensor", resource_key: str = "monitoring",
                              alert_config: AlertConfig | str | Path | None = None,
                              artifacts_dir: str | Path | None = "artifacts",
-                             default_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING
-                             ) -> SensorDefinition:
+                             default_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING,
+                             clock: Callable[[], datetime] = utcnow) -> SensorDefinition:
     """A run-failure sensor that catalogs each failed run in ``mon_run_failures`` (error class and
     message of the first failed step, or of the run), writes its summary under ``artifacts_dir``
-    (see :mod:`planwise_monitoring.reporting.summaries`; None: no summary) and sends a RUN_FAILURE alert."""
+    (see :mod:`planwise_monitoring.reporting.summaries`; None: no summary) and sends a RUN_FAILURE
+    alert. ``clock`` (naive UTC) stamps the failure and decides alert throttling.
+
+        from dagster import Definitions
+        from planwise_monitoring import MonitoringResource, build_run_failure_sensor
+
+        defs = Definitions(sensors=[build_run_failure_sensor(artifacts_dir="artifacts")],
+                           resources={"monitoring": MonitoringResource(database_path="monitoring.duckdb")})
+    """
     config = _alert_config(alert_config)
 
     def _on_failure(context: RunFailureSensorContext, **resources: MonitoringResource) -> None:
@@ -212,12 +223,12 @@ def build_run_failure_sensor(*, name: str = "planwise_run_failure_sensor", resou
             write_run_summary(context.instance, run, store, artifacts_dir, monitoring.get_event_log())
         with store.session() as session:
             session.insert_run_failure({
-                "dagster_run_id": run.run_id, "job_name": run.job_name, "failed_at": utcnow(),
+                "dagster_run_id": run.run_id, "job_name": run.job_name, "failed_at": clock(),
                 "partition_key": partition, "failed_steps": ", ".join(failed_steps) or None,
                 "error_class": error_class, "error_message": message[:_ERROR_MESSAGE_LIMIT],
             })
         year = int(partition) if partition and partition.isdigit() else None
-        AlertDispatcher(store, config, context.log).dispatch([Alert(
+        AlertDispatcher(store, config, context.log, clock).dispatch([Alert(
             alert_type=AlertType.RUN_FAILURE, severity=Severity.ERROR, component_name=run.job_name,
             simulation_year=year, scenario=run.tags.get("planwise/scenario", monitoring.scenario),
             title=f"Run failed: {run.job_name}{f' {partition}' if partition else ''} ({error_class or 'unknown error'})",

@@ -1,6 +1,6 @@
 import json
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -45,8 +45,26 @@ def webhook():
     server.stop()
 
 
+class Clock:
+    """Naive-UTC time that moves only when the test moves it."""
+
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, by: timedelta) -> None:
+        self.now += by
+
+
 @pytest.fixture
-def setup(tmp_path: Path, webhook, monkeypatch):
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def setup(tmp_path: Path, webhook, monkeypatch, clock):
     monkeypatch.setenv("PLANWISE_TEST_WEBHOOK_URL", webhook.url())
     monitoring = MonitoringResource(
         database_path=str(tmp_path / "monitoring.duckdb"),
@@ -59,7 +77,7 @@ def setup(tmp_path: Path, webhook, monkeypatch):
         "routes": [{"severities": ["ERROR", "CRITICAL"], "channels": ["hook"]}],
         "retry_backoff_seconds": 0.01,
     }, "test alerts")
-    sensor = build_performance_sensor([scd_workforce_state], alert_config=config)
+    sensor = build_performance_sensor([scd_workforce_state], alert_config=config, clock=clock)
     with DagsterInstance.ephemeral() as instance:
         yield monitoring, sensor, instance
 
@@ -105,7 +123,7 @@ def test_every_materialization_between_ticks_is_judged_and_persisted(setup):
     assert again.skip_message and not again.asset_events
 
 
-def test_an_sla_breach_is_an_error_check_and_one_webhook_post(setup, webhook):
+def test_an_sla_breach_is_an_error_check_and_one_webhook_post(setup, webhook, clock):
     monitoring, sensor, instance = setup
     materialize_year(monitoring, instance, "2025", seconds=BREACH)
     data = tick(sensor, monitoring, instance)
@@ -114,13 +132,19 @@ def test_an_sla_breach_is_an_error_check_and_one_webhook_post(setup, webhook):
     assert len(posted(webhook)) == 1
     assert posted(webhook)[0]["alert_type"] == "SLA_BREACH"
     assert posted(webhook)[0]["component_name"] == "scd_workforce_state"
-    # the same breach again within the throttle window: persisted, not sent again
+    # the same breach again within the throttle window (1 h by default): persisted, not sent again
+    clock.advance(timedelta(minutes=59))
     materialize_year(monitoring, instance, "2025", seconds=BREACH)
-    tick(sensor, monitoring, instance, data.cursor)
+    data = tick(sensor, monitoring, instance, data.cursor)
     assert len(posted(webhook)) == 1
     alerts = monitoring.get_store().alerts()
     breach = alerts[alerts.alert_type == "SLA_BREACH"]
     assert sorted(breach[breach.channel == "hook"]["status"]) == ["sent", "suppressed"]
+    # and once the window has passed, sent again
+    clock.advance(timedelta(minutes=2))
+    materialize_year(monitoring, instance, "2025", seconds=BREACH)
+    tick(sensor, monitoring, instance, data.cursor)
+    assert [p["alert_type"] for p in posted(webhook)] == ["SLA_BREACH", "SLA_BREACH"]
 
 
 def test_an_unreachable_webhook_leaves_the_alert_pending_until_it_is_back(setup, webhook):
