@@ -120,6 +120,8 @@ def _judge_stored(context: AssetCheckExecutionContext, store: MonitoringStore,
                   performance_ids: set[str]) -> dict[str, Evaluation]:
     """Each record judged once, however many assets of a multi-asset step share it. Waits for the
     lock at most once: a locked replay means a read would wait the same bound for the same answer."""
+    if not performance_ids:  # nothing monitored to judge: no reason to touch the database
+        return {}
     try:
         store.replay_spool()  # a record still spooled by the step's process
     except StoreLockedError:
