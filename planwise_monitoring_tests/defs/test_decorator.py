@@ -354,7 +354,7 @@ def test_parallel_steps_in_separate_processes_lose_and_duplicate_nothing(tmp_pat
     # depends on how fast a loaded machine starts them)
     run = df[df.simulation_year == 2025]
     starts, ends = list(run["execution_start_time"]), list(run["execution_end_time"])
-    assert max(sum(s <= t < e for s, e in zip(starts, ends)) for t in starts) >= 2
+    assert max(sum(s <= t < e for s, e in zip(starts, ends, strict=True)) for t in starts) >= 2
 
 
 def test_each_record_is_also_a_structured_json_log_line(db_path, instance):
