@@ -27,14 +27,14 @@ if TYPE_CHECKING:
     from .defs.dbt import monitored_dbt_build
     from .defs.decorator import monitor_performance
     from .defs.resource import MonitoringResource, SlaDefinitionConfig
-    from .defs.sensors import build_performance_sensor, build_run_failure_sensor
+    from .defs.sensors import build_performance_sensor, build_run_failure_sensor, build_run_summary_sensor
     from .evaluation.regression import RegressionSeverity, RegressionVerdict, detect_regression
     from .evaluation.sla import PerformanceCategory, SlaConfigError, SlaStatus, load_sla_file
     from .recording.measure import ComponentTiming
     from .recording.partitions import PartitionKeyError
     from .recording.records import PerformanceRecord
     from .reporting.assets import build_monitoring_assets, build_monitoring_schedule
-    from .reporting.summaries import build_run_summary_sensor, run_summaries_spec
+    from .reporting.summaries import run_summaries_spec
     from .store import MonitoringStore, StoreError, StoreLockedError
 
 # public name -> the module that defines it
@@ -58,7 +58,7 @@ _PUBLIC = {
     "build_monitoring_schedule": "reporting.assets",
     "build_performance_sensor": "defs.sensors",
     "build_run_failure_sensor": "defs.sensors",
-    "build_run_summary_sensor": "reporting.summaries",
+    "build_run_summary_sensor": "defs.sensors",
     "detect_regression": "evaluation.regression",
     "load_alert_config": "alerting.policy",
     "load_sla_file": "evaluation.sla",

@@ -35,14 +35,17 @@ from dagster import (
     AssetKey,
     AssetRecordsFilter,
     AssetsDefinition,
+    DagsterRunStatus,
     DefaultSensorStatus,
     EventLogRecord,
     RunFailureSensorContext,
+    RunStatusSensorContext,
     SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
     run_failure_sensor,
+    run_status_sensor,
     sensor,
 )
 
@@ -240,3 +243,19 @@ def build_run_failure_sensor(*, name: str = "planwise_run_failure_sensor", resou
         name=name, default_status=default_status,
         description="Catalogs failed runs (error class), writes their summaries and alerts on them.",
     )(with_resource_parameter(_on_failure, RunFailureSensorContext, resource_key))
+
+
+def build_run_summary_sensor(*, artifacts_dir: str | Path = "artifacts", resource_key: str = "monitoring",
+                             name: str = "planwise_run_summary_sensor",
+                             default_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING):
+    """Writes the summary of every successful run (failed runs: ``build_run_failure_sensor``)."""
+
+    def _on_success(context: RunStatusSensorContext, **resources: MonitoringResource) -> None:
+        monitoring = resources[resource_key]
+        write_run_summary(context.instance, context.dagster_run, monitoring.get_store(), artifacts_dir,
+                          monitoring.get_event_log())
+
+    return run_status_sensor(
+        run_status=DagsterRunStatus.SUCCESS, name=name, default_status=default_status,
+        description="Writes artifacts/runs/<run_id>/summary.json and .txt when a run succeeds.",
+    )(with_resource_parameter(_on_success, RunStatusSensorContext, resource_key))

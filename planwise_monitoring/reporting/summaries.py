@@ -27,14 +27,9 @@ from dagster import (
     DagsterEventType,
     DagsterInstance,
     DagsterRun,
-    DagsterRunStatus,
-    DefaultSensorStatus,
     MetadataValue,
-    RunStatusSensorContext,
-    run_status_sensor,
 )
 
-from ..defs.resource import MonitoringResource, with_resource_parameter
 from ..events import JsonEventLog
 from ..redaction import redact, redact_mapping
 from ..store.duckdb import MonitoringStore
@@ -205,19 +200,3 @@ def write_run_summary(instance: DagsterInstance, run: DagsterRun, store: Monitor
             f"- {c['component']} {c['simulation_year'] or ''}: {c['seconds']}s" for c in summary["bottlenecks"]) or "_none_"),
     }))
     return directory
-
-
-def build_run_summary_sensor(*, artifacts_dir: str | Path = "artifacts", resource_key: str = "monitoring",
-                             name: str = "planwise_run_summary_sensor",
-                             default_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING):
-    """Writes the summary of every successful run (failed runs: ``build_run_failure_sensor``)."""
-
-    def _on_success(context: RunStatusSensorContext, **resources: MonitoringResource) -> None:
-        monitoring = resources[resource_key]
-        write_run_summary(context.instance, context.dagster_run, monitoring.get_store(), artifacts_dir,
-                          monitoring.get_event_log())
-
-    return run_status_sensor(
-        run_status=DagsterRunStatus.SUCCESS, name=name, default_status=default_status,
-        description="Writes artifacts/runs/<run_id>/summary.json and .txt when a run succeeds.",
-    )(with_resource_parameter(_on_success, RunStatusSensorContext, resource_key))
