@@ -8,7 +8,6 @@ import logging
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,15 +16,6 @@ from planwise_monitoring.recording.records import PerformanceRecord
 from planwise_monitoring.store.duckdb import MonitoringStore
 from planwise_monitoring.store.spool import STRAY_TMP_SECONDS, Spool, SpoolWriteError, default_fallback
 from planwise_monitoring_tests.factories import make_record
-
-
-@pytest.fixture(autouse=True)
-def private_system_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The default fallback lives under the system temp dir: point that into this test's tmp_path."""
-    system_tmp = tmp_path / "system-tmp"
-    system_tmp.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))
-    return system_tmp
 
 
 def _files(directory: Path) -> list[str]:

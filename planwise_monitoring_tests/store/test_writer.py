@@ -9,7 +9,6 @@ import logging
 import math
 import subprocess
 import sys
-import tempfile
 import threading
 from pathlib import Path
 
@@ -19,15 +18,6 @@ from planwise_monitoring.recording.records import PerformanceRecord
 from planwise_monitoring.store.duckdb import MonitoringStore
 from planwise_monitoring.store.writer import RecordWriter
 from planwise_monitoring_tests.factories import lock_held_by_another_process, make_record
-
-
-@pytest.fixture(autouse=True)
-def private_system_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The spool's fallback lives under the system temp dir: point that into this test's tmp_path."""
-    system_tmp = tmp_path / "system-tmp"
-    system_tmp.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))
-    return system_tmp
 
 
 def _unwritable_spool(db_path: Path, system_tmp: Path) -> MonitoringStore:
