@@ -19,6 +19,16 @@ TOKEN = "T0KEN-9f8e7d6c5b4a3f2e1d0c"
 SMTP_USER, SMTP_PASSWORD = "ops-user", "correct-horse-battery-staple"
 LOGGER = "planwise_monitoring_tests.alerts"
 
+# an alerts file's channels, one of each type, for the config and routing tests
+SOURCE = "alerts.yaml"
+CHANNELS = {
+    "log": {"type": "log"},
+    "audit": {"type": "file", "path": "artifacts/alerts.jsonl"},
+    "hook": {"type": "webhook", "url_env": "PLANWISE_ALERT_WEBHOOK_URL"},
+    "slack": {"type": "slack", "url_env": "PLANWISE_SLACK_WEBHOOK_URL"},
+    "mail": {"type": "email", "host": "localhost", "from": "planwise@localhost", "to": ["ops@localhost"]},
+}
+
 
 def free_port() -> int:
     with socket.socket() as s:

@@ -19,14 +19,7 @@ from planwise_monitoring.alerting.config import (
 )
 from planwise_monitoring.alerting.policy import AlertConfig, AlertConfigError, AlertType, ChannelType, Route, Severity
 
-SOURCE = "alerts.yaml"
-CHANNELS = {
-    "log": {"type": "log"},
-    "audit": {"type": "file", "path": "artifacts/alerts.jsonl"},
-    "hook": {"type": "webhook", "url_env": "PLANWISE_ALERT_WEBHOOK_URL"},
-    "slack": {"type": "slack", "url_env": "PLANWISE_SLACK_WEBHOOK_URL"},
-    "mail": {"type": "email", "host": "localhost", "from": "planwise@localhost", "to": ["ops@localhost"]},
-}
+from .helpers import CHANNELS, SOURCE
 
 
 def docstring_block(marker: str) -> str:

@@ -20,14 +20,7 @@ from planwise_monitoring.alerting.policy import (
     should_send,
 )
 
-SOURCE = "alerts.yaml"
-CHANNELS = {
-    "log": {"type": "log"},
-    "audit": {"type": "file", "path": "artifacts/alerts.jsonl"},
-    "hook": {"type": "webhook", "url_env": "PLANWISE_ALERT_WEBHOOK_URL"},
-    "slack": {"type": "slack", "url_env": "PLANWISE_SLACK_WEBHOOK_URL"},
-    "mail": {"type": "email", "host": "localhost", "from": "planwise@localhost", "to": ["ops@localhost"]},
-}
+from .helpers import CHANNELS, SOURCE
 
 
 def alert(alert_type=AlertType.SLA_BREACH, severity=Severity.ERROR, component="scd_workforce_state",
