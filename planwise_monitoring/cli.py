@@ -9,7 +9,9 @@
     planwise-monitoring summary RUN_ID [--artifacts artifacts]
     planwise-monitoring prune --older-than 90d     # Nd, Nh or Nw
 
-The database is ``--db``, else ``$PLANWISE_MONITORING_DB``, else ``monitoring.duckdb``. Queries are
+The database is ``--db``, else ``$PLANWISE_MONITORING_DB``, else ``monitoring.duckdb``: a DuckDB
+file, or a ``postgresql://user@host:5432/dbname`` URL (``--schema`` for its schema; a password is
+best given through ``PGPASSWORD`` or ``~/.pgpass`` and is never printed). Queries are
 read-only (one SELECT; anything else is refused) and show at most ``--limit`` rows (10,000).
 Errors are one line on stderr with exit status 2, never a traceback. Every timestamp shown is UTC.
 
@@ -30,7 +32,7 @@ from pathlib import Path
 from .reporting.queries import DEFAULT_LIMIT, NAMED_QUERIES, QueryError, run_named, run_query
 from .reporting.run_text import run_summary_text
 from .reporting.text_tables import FORMATS, render
-from .store.duckdb import MonitoringStore
+from .store import MonitoringStore
 from .store.errors import StoreError
 from .store.rows import Rows
 
@@ -65,7 +67,11 @@ def _output_options(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="planwise-monitoring", description=__doc__.splitlines()[0])
     parser.add_argument("--db", default=os.environ.get("PLANWISE_MONITORING_DB", "monitoring.duckdb"),
-                        help="monitoring database (default: $PLANWISE_MONITORING_DB or monitoring.duckdb)")
+                        help="monitoring database: a DuckDB file or a postgresql:// URL "
+                             "(default: $PLANWISE_MONITORING_DB or monitoring.duckdb)")
+    parser.add_argument("--schema", default=os.environ.get("PLANWISE_MONITORING_SCHEMA") or None,
+                        help="PostgreSQL schema of the mon_* tables (default: $PLANWISE_MONITORING_SCHEMA, "
+                             "else the connection's default)")
     # Long enough to wait out a monitored step's brief write, short enough to say who holds it.
     parser.add_argument("--lock-timeout", type=float, default=5.0, metavar="SECONDS",
                         help="how long to wait for another process's lock on the database (default 5)")
@@ -99,10 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    store = MonitoringStore(args.db, lock_timeout_seconds=args.lock_timeout)
     try:
+        store = MonitoringStore(args.db, lock_timeout_seconds=args.lock_timeout, schema=args.schema)
         if args.command == "flush":
-            print(f"{store.replay_spool()} record(s) written to {args.db}")
+            print(f"{store.replay_spool()} record(s) written to {store.target}")
         elif args.command == "alerts":
             _alerts(store, args)
         elif args.command == "query":
@@ -167,8 +173,8 @@ def _age(age: timedelta) -> str:
 
 
 def _prune(store: MonitoringStore, older_than: timedelta) -> None:
-    if not store.path.exists():  # a write connection would create an empty database instead
-        raise StoreError(f"monitoring database {store.path} does not exist yet (nothing was recorded)")
+    if not store.exists():  # a write connection would create an empty database instead
+        raise StoreError(f"monitoring database {store.target} does not exist yet (nothing was recorded)")
     from .recording.measure import utcnow  # psutil and pydantic: only for the commands that write
 
     now = utcnow()

@@ -7,7 +7,7 @@ deduplicated or throttled away (every alert is recorded, sent or not)::
 
     from planwise_monitoring.alerting.dispatcher import AlertDispatcher
     from planwise_monitoring.alerting.policy import load_alert_config
-    from planwise_monitoring.store.duckdb import MonitoringStore
+    from planwise_monitoring.store import MonitoringStore
 
     dispatcher = AlertDispatcher(MonitoringStore("monitoring.duckdb"), load_alert_config("alerts.yaml"),
                                  context.log)
@@ -23,7 +23,7 @@ Guarantees, and what they cost:
 
 - Nothing raises out of :meth:`AlertDispatcher.dispatch` or :meth:`AlertDispatcher.retry_pending`
   because of a channel OR of the database (a sensor must never crash on alerting). Channel errors
-  are recorded on the row; a database error (e.g. :class:`~planwise_monitoring.store.duckdb.StoreLockedError`)
+  are recorded on the row; a database error (e.g. :class:`~planwise_monitoring.store.StoreLockedError`)
   is logged and returned in :attr:`DispatchReport.store_error`. If the decisions cannot be recorded,
   the alerts are sent anyway without throttling (a lost alert is worse than a repeated one) and
   recorded with the outcomes if the database is back by then.
@@ -54,11 +54,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import duckdb
-
 from ..recording.measure import utcnow
 from ..redaction import redact
-from ..store.duckdb import MonitoringStore, StoreError
+from ..store import MonitoringStore, StoreError
 from .apprise_channel import AppriseChannel
 from .channels import (
     DEFAULT_TIMEOUT_SECONDS,
@@ -80,7 +78,6 @@ ATTEMPTS_PER_TICK = 3
 CHANNEL_BUDGET_SECONDS = 5.0
 IN_FLIGHT_GRACE_SECONDS = 60.0
 PENDING_BATCH = 500
-_STORE_ERRORS = (StoreError, duckdb.Error, OSError)
 
 PENDING, SENT, FAILED, SUPPRESSED = "pending", "sent", "failed", "suppressed"
 
@@ -178,6 +175,8 @@ class AlertDispatcher:
         self.sleep = sleep
         self.channels: dict[str, Channel] = {name: build_channel(c, self.logger) for name, c in config.channels.items()}
         self._tried: set[tuple[str, str]] = set()
+        # what a session of this store may raise besides StoreError (the backend's driver errors)
+        self._store_errors: tuple[type[BaseException], ...] = (StoreError, OSError, *store.database_errors)
 
     def _now(self) -> datetime:
         now = self.clock()
@@ -198,7 +197,7 @@ class AlertDispatcher:
                 rows, deliveries = self._decide(alerts, last, now)
                 session.insert_alerts(rows)
             recorded = True
-        except _STORE_ERRORS as exc:
+        except self._store_errors as exc:
             store_error = self._store_failed(exc, "could not check the notification log; sending without throttling")
             rows, deliveries = self._decide(alerts, {}, now)
             recorded = False
@@ -211,7 +210,7 @@ class AlertDispatcher:
                 else:  # the decisions were never stored: store them now, with the outcomes
                     session.insert_alerts([self._with_outcome(r, by_key.get((r["alert_id"], r["channel"])))
                                            for r in rows])
-        except _STORE_ERRORS as exc:
+        except self._store_errors as exc:
             store_error = self._store_failed(exc, "could not record delivery outcomes (pending deliveries will "
                                                   "be sent again by retry_pending)")
         suppressed = sum(r["status"] == SUPPRESSED for r in rows)
@@ -223,7 +222,7 @@ class AlertDispatcher:
         try:
             with self.store.session() as session:
                 rows = session.pending_deliveries(limit)
-        except _STORE_ERRORS as exc:
+        except self._store_errors as exc:
             return DispatchReport(store_error=self._store_failed(exc, "could not read pending deliveries"))
         deliveries, unknown = [], set()
         for row in rows:
@@ -254,7 +253,7 @@ class AlertDispatcher:
         try:
             with self.store.session() as session:
                 self._record(session, deliveries)
-        except _STORE_ERRORS as exc:
+        except self._store_errors as exc:
             store_error = self._store_failed(exc, "could not record delivery outcomes")
         return self._report(deliveries, 0, store_error)
 

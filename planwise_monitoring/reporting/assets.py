@@ -28,7 +28,7 @@ from dagster import (
 )
 
 from ..recording.measure import utcnow
-from ..store.duckdb import StoreSession
+from ..store import StoreSession
 
 GROUP = "planwise_monitoring"
 PREVIEW_ROWS = 10

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..store.duckdb import MonitoringStore
+from ..store import MonitoringStore
 from ..store.rows import Rows
 from .queries import QueryError
 

@@ -32,7 +32,7 @@ from dagster import (
 
 from ..events import JsonEventLog
 from ..redaction import redact, redact_mapping
-from ..store.duckdb import MonitoringStore
+from ..store import MonitoringStore
 from ..store.errors import StoreError
 
 RUN_SUMMARIES = AssetKey("planwise_run_summaries")

@@ -1,10 +1,9 @@
-"""The DuckDB backend: connecting with bounded waiting on the lock, writing, replaying the spool, pruning.
+"""The DuckDB backend: one file on one machine, opened with bounded waiting on its lock.
 
     from planwise_monitoring.store import MonitoringStore
 
-    store = MonitoringStore(tmp_path / "monitoring.duckdb")
-    store.write([record])            # or spool records and store.replay_spool()
-    df = store.read_performance()
+    store = MonitoringStore(tmp_path / "monitoring.duckdb")      # a DuckDBStore
+    store.write([record])
 
 DuckDB lets one process at a time open a file for writing, and the plugin's writers are many
 short-lived step processes, dbt, and perhaps a user's notebook. So every connection is short,
@@ -12,9 +11,10 @@ opening it retries on the lock for at most ``lock_timeout_seconds``, and a write
 get the lock leaves its record in the spool (see :mod:`planwise_monitoring.store.writer`), from where
 the next successful write replays it. Record ids make replay idempotent.
 
-What is DuckDB's own lives here (opening a file, its lock and error messages, which errors belong
-to one record, the session time zone); the queries are in :mod:`.session`, :mod:`.figures` and
-:mod:`.performance`, the DDL in :mod:`.schema`.
+What is DuckDB's own lives here: opening a file, its lock and error messages, a file a full
+disk left half-created, which errors belong to one record, checking a user's SQL with DuckDB's
+parser. The shared logic is in :mod:`.base`, the queries in :mod:`.session`, :mod:`.figures`
+and :mod:`.performance`, the DDL in :mod:`.schema`.
 """
 
 from __future__ import annotations
@@ -27,25 +27,19 @@ import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import duckdb
 
-from .errors import StoreError, StoreLockedError
-from .performance import insert_records
-from .schema import current_version, ensure_schema
+from .base import MonitoringStore, first_line, utcnow
+from .errors import QueryError, StoreError, StoreLockedError
+from .performance import insert_values_sql
+from .rows import Rows
+from .schema import ensure_schema
 from .session import StoreSession
-from .sla_definitions import SlaRow, sla_rows, sync_sla_definitions
-from .spool import Spool
 
-if TYPE_CHECKING:
-    import pandas as pd
-
-    from ..recording.records import PerformanceRecord
-
-__all__ = ["MonitoringStore", "StoreError", "StoreLockedError", "StoreSession"]
+__all__ = ["DuckDBStore", "MonitoringStore", "StoreError", "StoreLockedError", "StoreSession"]
 
 logger = logging.getLogger("planwise_monitoring.store")
 
@@ -58,30 +52,113 @@ _HALF_CREATED = re.compile(r"not a valid DuckDB database file|Could not read eno
 # than that holds no data yet.
 _MIN_DATABASE_BYTES = 3 * 4096
 _MAGIC = b"DUCK"
-# Errors that belong to the rows of one statement (a value out of range, a NULL where none may
-# be), as opposed to the database (full disk, lock, I/O): only those are worth retrying one by one.
-_RECORD_ERRORS = (duckdb.DataError, duckdb.IntegrityError, TypeError, ValueError, OverflowError)
+_BATCH_ROWS = 1000  # rows per INSERT: one statement is far cheaper than executemany, a huge one is not
 
 _write_locks: dict[str, threading.Lock] = {}
 _write_locks_guard = threading.Lock()
-_synced: dict[str, tuple[SlaRow, ...]] = {}
 
 
-class MonitoringStore:
-    """Reads and writes the ``mon_*`` tables of one DuckDB file. See the module docstring.
+class DuckDBConnection:
+    """A DuckDB connection as the store's queries use it (see :mod:`.base`); ``raw`` is DuckDB's."""
 
-        store = MonitoringStore(tmp_path / "monitoring.duckdb", lock_timeout_seconds=1.0)
-        assert store.write([]) == 0 and store.schema_version() == 3
+    dialect = "duckdb"
+
+    def __init__(self, raw: duckdb.DuckDBPyConnection):
+        self.raw = raw
+
+    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
+        return self.raw.execute(sql, params)
+
+    def count(self, sql: str, params: Sequence[Any] | None = None) -> int:
+        """Rows changed by one INSERT, UPDATE or DELETE (DuckDB returns the count as a row)."""
+        return int((self.raw.execute(sql, params).fetchone() or (0,))[0])
+
+    def insert_rows(self, table: str, columns: list[str], rows: list[list[Any]], on_conflict: bool = True) -> None:
+        for i in range(0, len(rows), _BATCH_ROWS):
+            chunk = rows[i:i + _BATCH_ROWS]
+            self.raw.execute(insert_values_sql(table, columns, len(chunk), on_conflict), [v for r in chunk for v in r])
+
+    def insert_new(self, table: str, columns: list[str], rows: list[list[Any]], key: str) -> set[str]:
+        """Insert the rows whose ``key`` (the first column) is not stored; returns those keys.
+        One writer at a time holds the file, so looking the keys up first is safe, and saves
+        the unique index a conflict check would need (half a row's bytes)."""
+        keys = [row[0] for row in rows]
+        stored = {str(k) for (k,) in self.raw.execute(
+            f"SELECT {key} FROM {table} WHERE {key} IN (SELECT unnest(?::UUID[]))", [keys]).fetchall()}
+        new = [row for row in rows if str(row[0]) not in stored]
+        if new:
+            self.insert_rows(table, columns, new, on_conflict=False)
+        return {str(row[0]) for row in new}
+
+    def lock_histories(self, keys: Sequence[tuple[str, str]]) -> None:
+        """Nothing to do: the file's lock lets one writer in at a time."""
+
+    def lock_migrations(self) -> None:
+        """Nothing to do: the file's lock lets one writer in at a time."""
+
+    def replace_table(self, table: str, sql: str, params: Any) -> None:
+        self.raw.execute(f"CREATE OR REPLACE TABLE {table} AS {sql}", params)
+
+    def table_exists(self, name: str) -> bool:
+        (found,) = self.raw.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND schema_name = current_schema()",
+            [name]).fetchone() or (0,)
+        return bool(found)
+
+    def frame(self, sql: str) -> Any:
+        return self.raw.execute(sql).df()  # DuckDB's own conversion: NULL numbers as NaN, times as datetime64
+
+    def begin(self) -> None:
+        self.raw.execute("BEGIN")
+
+    def commit(self) -> None:
+        self.raw.execute("COMMIT")
+
+    def rollback(self) -> None:
+        self.raw.execute("ROLLBACK")
+
+
+class DuckDBStore(MonitoringStore):
+    """The ``mon_*`` tables in one DuckDB file. See the module docstring.
+
+        store = DuckDBStore(tmp_path / "monitoring.duckdb", lock_timeout_seconds=1.0)
+        assert store.write([]) == 0 and store.path.exists()
     """
 
-    def __init__(self, path: str | Path, *, lock_timeout_seconds: float = 1.0, spool_dir: str | Path | None = None):
+    dialect = "duckdb"
+    database_errors = (duckdb.Error,)
+    record_errors = (duckdb.DataError, duckdb.IntegrityError, TypeError, ValueError, OverflowError)
+
+    def __init__(self, path: str | Path, *, lock_timeout_seconds: float = 1.0, spool_dir: str | Path | None = None,
+                 schema: str | None = None):
+        if schema:
+            raise StoreError(f"schema {schema!r}: a schema applies to a PostgreSQL database only, "
+                             f"not the DuckDB file {path}")
         self.path = Path(path)
-        self.lock_timeout_seconds = lock_timeout_seconds
-        self.spool = Spool(spool_dir or f"{self.path}.spool")
+        super().__init__(path, lock_timeout_seconds=lock_timeout_seconds, spool_dir=spool_dir)
+
+    @property
+    def target(self) -> str:
+        return str(self.path)
+
+    @property
+    def location(self) -> str:
+        return os.path.abspath(self.path)
+
+    def default_spool_dir(self) -> Path:
+        return Path(f"{self.path}.spool")
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def with_lock_timeout(self, seconds: float) -> DuckDBStore:
+        store = DuckDBStore(self.path, lock_timeout_seconds=seconds, spool_dir=self.spool.directory)
+        store.spool = self.spool  # the same fallback directory and clock
+        return store
 
     # -- connections ----------------------------------------------------------------------------
     @contextlib.contextmanager
-    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    def connect(self, read_only: bool = False) -> Iterator[DuckDBConnection]:
         """A short connection, opened with bounded waiting on the lock and always closed.
 
         Within a process, writers take turns: threads share one DuckDB instance, where two
@@ -91,15 +168,16 @@ class MonitoringStore:
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.nullcontext() if read_only else _process_write_lock(self.path):
-            conn = self._open(read_only)
+            raw = self._open(read_only)
             try:
                 # Every timestamp is UTC; a TIMESTAMPTZ cast to TIMESTAMP would otherwise be local time.
-                conn.execute("SET TimeZone = 'UTC'")
+                raw.execute("SET TimeZone = 'UTC'")
+                conn = DuckDBConnection(raw)
                 if not read_only:
-                    ensure_schema(conn, self.path, _utcnow())
+                    ensure_schema(conn, str(self.path), utcnow())
                 yield conn
             finally:
-                conn.close()
+                raw.close()
 
     def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
         deadline = time.monotonic() + self.lock_timeout_seconds
@@ -120,7 +198,7 @@ class MonitoringStore:
                         if cleared and not created:
                             continue
                     verb = "create" if created and not read_only else "open"
-                    raise StoreError(f"cannot {verb} monitoring database {self.path}: {_first_line(exc)}") from None
+                    raise StoreError(f"cannot {verb} monitoring database {self.path}: {first_line(exc)}") from None
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     holder = _LOCK_HOLDER.search(str(exc))
@@ -148,161 +226,61 @@ class MonitoringStore:
                        "removed it to create it again", self.path, size)
         return True
 
-    # -- writing --------------------------------------------------------------------------------
-    def write(self, records: Sequence[PerformanceRecord], sla_rules: Any = None) -> int:
-        """Insert records (ignoring ids already stored) and replay the spool; returns rows inserted.
-
-        ``sla_rules``: the SLA rows to mirror into ``mon_sla_definitions`` (a sequence of
-        :class:`~.sla_definitions.SlaRow`, or ``SlaRules``), or None to leave them."""
-        with self.connect() as conn:
-            return self._write(conn, records, sla_rows(sla_rules))
-
-    def replay_spool(self, sla_rules: Any = None, limit: int | None = None) -> int:
-        """Insert spooled records into the database and drop them from the spool.
-
-        A spooled file that cannot be read, or whose record the database refuses, is quarantined
-        (kept as ``.bad`` with the reason) and never blocks the others."""
-        with self.connect() as conn:
-            return self._write(conn, [], sla_rows(sla_rules), limit)
-
-    def _write(self, conn: duckdb.DuckDBPyConnection, records: Sequence[PerformanceRecord],
-               rows: tuple[SlaRow, ...] | None, limit: int | None = None) -> int:
-        # Imported here: pydantic and psutil would cost every read command of the CLI ~50 ms.
-        from ..recording.records import PerformanceRecord
-
-        batch: list[tuple[PerformanceRecord, Path | None]] = []
-        for path, payload in self.spool.pending(limit):
+    # -- a user's SQL -----------------------------------------------------------------------------
+    def query(self, sql: str, limit: int | None, params: Sequence[Any] | None = None) -> Rows:
+        """One SELECT (DuckDB's own parser decides), on a read-only connection with file access
+        off, so even a SELECT cannot read or write other files (``read_csv('/etc/passwd')``,
+        ``COPY … TO``, ``ATTACH``). The parser check gives the clear message; the connection
+        settings are what actually guarantee it."""
+        with self.connect(read_only=True) as conn:
+            # Off for the whole DuckDB instance of this file in this process, and it cannot be switched
+            # back on while the instance lives: fine, as store connections are short and this one is
+            # read-only (a writer in the same process could not share the instance anyway).
+            conn.raw.execute("SET enable_external_access = false")
+            text, explain = check_select(conn.raw, sql)
+            if explain or not limit:
+                wrapped, limit = text, None  # EXPLAIN output is never cut
+            else:
+                # The database stops at one row past the limit (which only says there were more).
+                # Newlines, so that a trailing "-- comment" in the user's SQL cannot swallow the LIMIT.
+                wrapped = f"SELECT * FROM (\n{text}\n) LIMIT {int(limit) + 1}"
             try:
-                batch.append((PerformanceRecord.from_json(payload), path))
-            except (ValueError, TypeError, KeyError) as exc:
-                self.spool.quarantine(path, f"{type(exc).__name__}: {exc}")
-        batch += [(r, None) for r in records]
-        key = os.path.abspath(self.path)
-        sync = rows is not None and _synced.get(key) != rows
-
-        def sync_sla() -> None:
-            if sync and rows is not None:
-                sync_sla_definitions(conn, rows)
-
-        def sync_and_insert() -> int:
-            sync_sla()
-            return insert_records(conn, [r for r, _ in batch])
-
-        try:
-            inserted = self._transaction(conn, sync_and_insert)
-        except _RECORD_ERRORS:
-            # One record the database refuses must not hold back the others: take them one by one.
-            self._transaction(conn, sync_sla)
-            inserted = self._write_one_by_one(conn, batch)
-        if sync and rows is not None:
-            _synced[key] = rows
-        # Only after the commit: a crash in between replays harmlessly.
-        self.spool.remove([p for _, p in batch if p is not None])
-        return inserted
-
-    def _write_one_by_one(self, conn: duckdb.DuckDBPyConnection,
-                          batch: list[tuple[PerformanceRecord, Path | None]]) -> int:
-        inserted, refused = 0, 0
-        for record, path in batch:
-            try:
-                inserted += self._transaction(conn, lambda r=record: insert_records(conn, [r]))
-            except _RECORD_ERRORS as exc:
-                refused += 1
-                reason = f"refused by the database: {_first_line(exc)}"
-                if path is None:  # a record handed to write(): kept in the spool's quarantine, not lost
-                    path = self.spool.put(record.performance_id, record.to_json())
-                self.spool.quarantine(path, reason)
-        logger.warning("%d monitoring record(s) refused by %s were set aside in %s (.bad files, with the reason)",
-                       refused, self.path, self.spool.directory)
-        return inserted
-
-    @staticmethod
-    def _transaction(conn: duckdb.DuckDBPyConnection, work: Any) -> Any:
-        conn.execute("BEGIN")
-        try:
-            result = work()
-            conn.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(duckdb.Error):  # a failed COMMIT has rolled back already
-                conn.execute("ROLLBACK")
-            raise
-        return result
-
-    # -- reading --------------------------------------------------------------------------------
-    def read_performance(self) -> pd.DataFrame:
-        """Every stored record as a DataFrame (pandas is imported by DuckDB only when asked for)."""
-        with self.connect(read_only=True) as conn:
-            return conn.execute(
-                "SELECT * FROM mon_multi_year_performance ORDER BY execution_start_time, component_name"
-            ).df()
-
-    def read_table(self, table: str) -> pd.DataFrame:
-        """One ``mon_*`` table or view as a DataFrame."""
-        if not re.fullmatch(r"mon_[a-z_]+", table):
-            raise ValueError(f"not a monitoring table: {table!r}")
-        with self.connect(read_only=True) as conn:
-            return conn.execute(f"SELECT * FROM {table}").df()
-
-    @contextlib.contextmanager
-    def session(self, read_only: bool = False) -> Iterator[StoreSession]:
-        """Several reads and writes on one short connection (e.g. one sensor tick)."""
-        with self.connect(read_only=read_only) as conn:
-            yield StoreSession(conn)
-
-    def alerts(self, status: str | None = None, limit: int = 100) -> pd.DataFrame:
-        """Alerts, newest first, as a DataFrame."""
-        with self.session(read_only=True) as s:
-            return s.alerts(status, limit).df()
-
-    def acknowledge_alert(self, alert_id: str, now: datetime | None = None) -> int:
-        """Mark every delivery of the alert acknowledged (at ``now``, UTC); returns how many were."""
-        with self.session() as s:
-            return s.acknowledge_alert(alert_id, now or _utcnow())
-
-    def prune(self, older_than: timedelta, now: datetime | None = None) -> dict[str, int]:
-        """Delete history older than ``older_than`` (by each table's own timestamp); keep the rest.
-        Returns the rows removed per table. SLA definitions and the schema version are kept."""
-        cutoff = (now or _utcnow()) - older_than
-        removed: dict[str, int] = {}
-
-        def delete() -> None:
-            for table, column in _PRUNABLE.items():
-                if table == "mon_phase_timings":
-                    sql = ("DELETE FROM mon_phase_timings WHERE performance_id IN (SELECT performance_id FROM "
-                           "mon_multi_year_performance WHERE execution_end_time < ?)")
-                else:
-                    sql = f"DELETE FROM {table} WHERE {column} < ?"
-                (removed[table],) = conn.execute(sql, [cutoff]).fetchone() or (0,)
-
-        with self.connect() as conn:
-            self._transaction(conn, delete)
-        return removed
-
-    def schema_version(self) -> int:
-        with self.connect(read_only=True) as conn:
-            return current_version(conn)
+                return Rows.of(conn.raw.execute(wrapped, list(params) if params else None), limit)
+            except duckdb.Error as exc:
+                raise QueryError(first_line(exc)) from None
 
 
-# table -> the timestamp that dates a row; phases go with their record (so before it)
-_PRUNABLE = {
-    "mon_phase_timings": None,
-    "mon_multi_year_performance": "execution_end_time",
-    "mon_multi_year_regression": "detection_timestamp",
-    "mon_alerts": "created_at",
-    "mon_run_failures": "failed_at",
-}
+_EXPLAIN = re.compile(r"^\s*explain(\s+analyze)?\s+", re.I)
+
+
+def check_select(conn: duckdb.DuckDBPyConnection, sql: str) -> tuple[str, bool]:
+    """The single statement in ``sql`` without its trailing ``;``, and whether it is an EXPLAIN.
+    Raises :class:`QueryError` for anything but one SELECT or one EXPLAIN of a SELECT."""
+    try:
+        statements = conn.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise QueryError(first_line(exc)) from None
+    if not statements:
+        raise QueryError("no SQL statement given")
+    if len(statements) > 1:
+        kinds = ", ".join(s.type.name for s in statements)
+        raise QueryError(f"only a single SELECT query is allowed (got {len(statements)} statements: {kinds})")
+    statement = statements[0]
+    text = statement.query.strip().rstrip(";").strip()
+    if statement.type == duckdb.StatementType.SELECT:
+        return text, False
+    if statement.type == duckdb.StatementType.EXPLAIN:
+        # EXPLAIN ANALYZE runs its statement, so what is explained must pass the same check.
+        inner = _EXPLAIN.match(text)
+        if inner is None:
+            raise QueryError("only SELECT queries are allowed (got an EXPLAIN this tool cannot check)")
+        inner_type = conn.extract_statements(text[inner.end():])[0].type
+        if inner_type != duckdb.StatementType.SELECT:
+            raise QueryError(f"only SELECT queries are allowed (got EXPLAIN of {inner_type.name})")
+        return text, True
+    raise QueryError(f"only SELECT queries are allowed (got {statement.type.name})")
 
 
 def _process_write_lock(path: Path) -> threading.Lock:
     with _write_locks_guard:
         return _write_locks.setdefault(os.path.abspath(path), threading.Lock())
-
-
-def _utcnow() -> datetime:
-    from ..recording.measure import utcnow  # not at import: psutil and pydantic, for writes only
-
-    return utcnow()
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -28,7 +28,14 @@ class StoreLockedError(StoreError):
         assert "locked by process 42 (python)" in str(err) and err.holder_pid == 42
     """
 
-    def __init__(self, path: Path, waited: float, *, holder_pid: int | None = None, holder: str | None = None):
+    def __init__(self, path: Path | str, waited: float, *, holder_pid: int | None = None, holder: str | None = None):
         self.holder_pid = holder_pid
         who = f"process {holder_pid} ({holder})" if holder_pid is not None else "another process"
         super().__init__(f"monitoring database {path} is locked by {who}; gave up after {waited:.1f}s")
+
+
+class QueryError(ValueError):
+    """A user's SQL was refused or failed; the message says why (one line, the database's own words).
+
+        assert issubclass(QueryError, ValueError)
+    """

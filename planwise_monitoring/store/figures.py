@@ -29,8 +29,8 @@ from typing import Any
 
 from .rows import Rows, select
 
-# Portable SQL where it costs nothing (explicit GROUP BY, FILTER, CAST): a PostgreSQL backend needs
-# only its paramstyle and percentile_cont(...) WITHIN GROUP for DuckDB's quantile_cont.
+# Portable SQL (explicit GROUP BY, FILTER, CAST, percentile_cont ... WITHIN GROUP): DuckDB and
+# PostgreSQL run the same text; the backend connection translates the ``$name`` parameters.
 
 # The one definition of compliance, over mon_steps rows; used per component, per run and in total.
 _COMPLIANCE = """
@@ -66,7 +66,7 @@ SELECT component_name, component_type, simulation_year, scenario, performance_da
        avg(execution_time_seconds) FILTER (WHERE succeeded) AS avg_execution_time,
        min(execution_time_seconds) FILTER (WHERE succeeded) AS min_execution_time,
        max(execution_time_seconds) FILTER (WHERE succeeded) AS max_execution_time,
-       quantile_cont(execution_time_seconds, 0.95) FILTER (WHERE succeeded) AS p95_execution_time
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY execution_time_seconds) FILTER (WHERE succeeded) AS p95_execution_time
 FROM mon_steps {_WHERE}
 GROUP BY component_name, component_type, simulation_year, scenario, performance_date
 ORDER BY component_name, component_type, simulation_year NULLS FIRST, scenario, performance_date
@@ -74,8 +74,8 @@ ORDER BY component_name, component_type, simulation_year NULLS FIRST, scenario, 
 
 SLOWEST_COMPONENTS = f"""
 SELECT component_name, component_type, count(*) AS runs,
-       quantile_cont(execution_time_seconds, 0.5) AS p50_execution_time,
-       quantile_cont(execution_time_seconds, 0.95) AS p95_execution_time,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY execution_time_seconds) AS p50_execution_time,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY execution_time_seconds) AS p95_execution_time,
        max(execution_time_seconds) AS max_execution_time
 FROM mon_steps {_WHERE} AND succeeded
 GROUP BY component_name, component_type

@@ -39,8 +39,9 @@ def insert_values_sql(table: str, columns: list[str], rows: int, on_conflict: bo
 #  - cumulative: this row plus, for each earlier year of the same simulation, its latest successful
 #    run that ended before this row did (a re-run year counts once).
 # Recomputed for the new rows and for the later-year rows a late (replayed) row can change.
+# Portable SQL (window functions, not DuckDB's arg_max); ties on the end time go to the larger id.
 _UPDATE_HISTORY_COLUMNS = """
-    UPDATE mon_multi_year_performance AS row
+    UPDATE mon_multi_year_performance AS upd
     SET year_over_year_change_pct = derived.yoy, cumulative_execution_time_seconds = derived.cumulative
     FROM (
     WITH new AS (
@@ -58,23 +59,27 @@ _UPDATE_HISTORY_COLUMNS = """
              AND t.simulation_year > n.simulation_year AND t.execution_end_time >= n.execution_end_time
     ),
     previous AS (
-        SELECT t.performance_id,
-               arg_max(p.execution_time_seconds, (p.simulation_id = t.simulation_id, p.execution_end_time)) AS seconds
-        FROM target t JOIN mon_multi_year_performance p
-          ON p.component_name = t.component_name AND p.scenario = t.scenario
-         AND p.simulation_year = t.simulation_year - 1 AND p.status = 'SUCCESS'
-         AND p.execution_end_time <= t.execution_end_time
-        GROUP BY t.performance_id
+        SELECT performance_id, seconds FROM (
+            SELECT t.performance_id, p.execution_time_seconds AS seconds,
+                   row_number() OVER (PARTITION BY t.performance_id
+                                      ORDER BY CASE WHEN p.simulation_id = t.simulation_id THEN 1 ELSE 0 END DESC,
+                                               p.execution_end_time DESC, p.performance_id DESC) AS pick
+            FROM target t JOIN mon_multi_year_performance p
+              ON p.component_name = t.component_name AND p.scenario = t.scenario
+             AND p.simulation_year = t.simulation_year - 1 AND p.status = 'SUCCESS'
+             AND p.execution_end_time <= t.execution_end_time
+        ) ranked WHERE pick = 1
     ),
     earlier AS (
         SELECT performance_id, sum(seconds) AS seconds FROM (
-            SELECT t.performance_id, arg_max(p.execution_time_seconds, p.execution_end_time) AS seconds
+            SELECT t.performance_id, p.execution_time_seconds AS seconds,
+                   row_number() OVER (PARTITION BY t.performance_id, p.simulation_year
+                                      ORDER BY p.execution_end_time DESC, p.performance_id DESC) AS pick
             FROM target t JOIN mon_multi_year_performance p
               ON p.component_name = t.component_name AND p.simulation_id = t.simulation_id
              AND p.simulation_year < t.simulation_year AND p.status = 'SUCCESS'
              AND p.execution_end_time <= t.execution_end_time
-            GROUP BY t.performance_id, p.simulation_year
-        ) GROUP BY performance_id
+        ) ranked WHERE pick = 1 GROUP BY performance_id
     )
     SELECT t.performance_id,
            CASE WHEN t.status = 'SUCCESS' AND previous.seconds > 0
@@ -84,32 +89,31 @@ _UPDATE_HISTORY_COLUMNS = """
     LEFT JOIN previous USING (performance_id)
     LEFT JOIN earlier USING (performance_id)
     ) AS derived
-    WHERE row.performance_id = derived.performance_id
+    WHERE upd.performance_id = derived.performance_id
 """
 
 
 def insert_records(conn: Any, records: Sequence[PerformanceRecord]) -> int:
     """Insert the records whose ids are not stored yet, with their phases; returns how many.
+    ``conn`` is a backend connection (see :mod:`.duckdb`, :mod:`.postgres`): it knows how its
+    dialect skips stored ids, and serialises writers of the same histories.
 
         assert insert_records(conn, [record, record]) == 1
     """
-    ids = list({r.performance_id: None for r in records})
-    if not ids:
+    unique = list({r.performance_id: r for r in records}.values())
+    if not unique:
         return 0
-    stored = {str(row[0]) for row in conn.execute(
-        "SELECT performance_id FROM mon_multi_year_performance WHERE performance_id IN (SELECT unnest(?::UUID[]))",
-        [ids],
-    ).fetchall()}
-    new = list({r.performance_id: r for r in records if r.performance_id not in stored}.values())
+    # Two writers of the same component's history must take turns, or each derives its rows'
+    # history without the other's uncommitted rows (a no-op where one writer is all there is).
+    conn.lock_histories(sorted({(r.component_name, r.scenario) for r in unique}))
+    rows = [[getattr(r, c) for c in _PERFORMANCE_COLUMNS] for r in unique]
+    inserted = conn.insert_new("mon_multi_year_performance", _PERFORMANCE_COLUMNS, rows, key="performance_id")
+    new = [r for r in unique if r.performance_id in inserted]
     if not new:
         return 0
-    rows = [[getattr(r, c) for c in _PERFORMANCE_COLUMNS] for r in new]
-    conn.execute(insert_values_sql("mon_multi_year_performance", _PERFORMANCE_COLUMNS, len(rows), on_conflict=False),
-                 [v for row in rows for v in row])
     phases = [[r.performance_id, i, p.name, p.started_at, p.duration_seconds]
               for r in new for i, p in enumerate(r.phases)]
     if phases:
-        conn.execute(insert_values_sql("mon_phase_timings", _PHASE_COLUMNS, len(phases)),
-                     [v for row in phases for v in row])
+        conn.insert_rows("mon_phase_timings", _PHASE_COLUMNS, phases)
     conn.execute(_UPDATE_HISTORY_COLUMNS, [[r.performance_id for r in new]])
     return len(new)

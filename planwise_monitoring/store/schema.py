@@ -1,36 +1,87 @@
-"""The schema of the monitoring database: versioned migrations, the figure views, the version check.
+"""The schema of the monitoring database, one definition for both backends: versioned migrations,
+the figure views, the version check.
 
-    from planwise_monitoring.store.schema import SCHEMA_VERSION, ensure_schema
+    from planwise_monitoring.store import MonitoringStore
 
-    with duckdb.connect("monitoring.duckdb") as conn:
-        ensure_schema(conn, Path("monitoring.duckdb"), now=utcnow())
+    store = MonitoringStore("monitoring.duckdb")            # or "postgresql://app@db:5432/monitoring"
+    with store.connect() as conn:                           # a write connection migrates first
         assert current_version(conn) == SCHEMA_VERSION
 
 Every timestamp stored is naive UTC. Columns filled by the database itself default to
 ``timezone('UTC', current_timestamp)``, which is UTC whatever the machine's or the session's time
-zone (``current_timestamp`` cast to TIMESTAMP would be local time); the backend also sets the
-session time zone to UTC, for any other cast.
+zone, on DuckDB and PostgreSQL alike; each backend also sets its session time zone to UTC.
 
 The figures (SLA compliance, trends, durations) read the view ``mon_steps`` created by migration
-3: it is where the day rule and the SLA judgement of a step are defined, once. The SQL here is
-DuckDB's; a second backend brings its own copy of this module's DDL, not of the queries.
+3: it is where the day rule and the SLA judgement of a step are defined, once.
+
+One definition, two dialects. The statements are written in the SQL both DuckDB and PostgreSQL
+speak; the few places where they differ are a :class:`Variant` naming each dialect's statement
+(None: nothing to do there), and DuckDB's ``DOUBLE`` is spelt ``DOUBLE PRECISION`` for
+PostgreSQL. SQLAlchemy Core tables (Dagster's choice for its own storage) were weighed and not
+taken: DuckDB would need the third-party ``duckdb_engine`` dialect, importing SQLAlchemy costs
+the command line ~0.2 s per command, and the queries are plain SQL over DB-API connections in
+any case; eight tables and one view do not need a schema compiler.
 """
 
 from __future__ import annotations
 
-import threading
+import re
+from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
-
-import duckdb
 
 from .errors import StoreError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
-# Each migration moves the schema from version N-1 to N; never edit one that has shipped.
-MIGRATIONS: dict[int, list[str]] = {
+
+@dataclass(frozen=True)
+class Variant:
+    """A statement that differs between the dialects; None: nothing to run on that one.
+
+        Variant(duckdb=None, postgres="CREATE INDEX ... ")   # PostgreSQL only
+    """
+
+    duckdb: str | None
+    postgres: str | None
+
+    def for_dialect(self, dialect: str) -> str | None:
+        return self.duckdb if dialect == "duckdb" else self.postgres
+
+
+_DOUBLE = re.compile(r"\bDOUBLE\b(?! PRECISION)")
+
+
+def render(statement: str | Variant, dialect: str) -> str | None:
+    """The statement as ``dialect`` ("duckdb" or "postgres") runs it, or None to skip it.
+
+        assert render("x DOUBLE, y DOUBLE PRECISION", "postgres") == "x DOUBLE PRECISION, y DOUBLE PRECISION"
+    """
+    text = statement.for_dialect(dialect) if isinstance(statement, Variant) else statement
+    if text is None or dialect == "duckdb":
+        return text
+    return _DOUBLE.sub("DOUBLE PRECISION", text)
+
+
+_MEMORY_GROWTH = """
+        CREATE VIEW mon_memory_growth AS
+        WITH per_year AS (
+            SELECT simulation_id, scenario, component_name, simulation_year,
+                   max(memory_usage_mb) AS peak_memory_mb
+            FROM mon_steps
+            WHERE succeeded AND simulation_year IS NOT NULL AND memory_usage_mb IS NOT NULL
+            GROUP BY simulation_id, scenario, component_name, simulation_year
+        )
+        SELECT *,
+               peak_memory_mb - first_value(peak_memory_mb) OVER w AS growth_since_first_year_mb,
+               round({pct}, 2)
+                   AS growth_since_first_year_pct
+        FROM per_year
+        WINDOW w AS (PARTITION BY simulation_id, component_name ORDER BY simulation_year)
+        """
+_GROWTH_PCT = "100.0 * (peak_memory_mb / first_value(peak_memory_mb) OVER w - 1)"
+
+MIGRATIONS: dict[int, list[str | Variant]] = {
     1: [
         """
         CREATE TABLE mon_multi_year_performance (
@@ -177,66 +228,78 @@ MIGRATIONS: dict[int, list[str]] = {
         """,
         # Was created by the memory-growth asset on first materialization; now part of the schema.
         "DROP VIEW IF EXISTS mon_memory_growth",
-        """
-        CREATE VIEW mon_memory_growth AS
-        WITH per_year AS (
-            SELECT simulation_id, scenario, component_name, simulation_year,
-                   max(memory_usage_mb) AS peak_memory_mb
-            FROM mon_steps
-            WHERE succeeded AND simulation_year IS NOT NULL AND memory_usage_mb IS NOT NULL
-            GROUP BY simulation_id, scenario, component_name, simulation_year
-        )
-        SELECT *,
-               peak_memory_mb - first_value(peak_memory_mb) OVER w AS growth_since_first_year_mb,
-               round(100.0 * (peak_memory_mb / first_value(peak_memory_mb) OVER w - 1), 2)
-                   AS growth_since_first_year_pct
-        FROM per_year
-        WINDOW w AS (PARTITION BY simulation_id, component_name ORDER BY simulation_year)
-        """,
+        Variant(duckdb=_MEMORY_GROWTH.format(pct=_GROWTH_PCT),
+                postgres=_MEMORY_GROWTH.format(pct=f"CAST({_GROWTH_PCT} AS NUMERIC)")),
+    ],
+    # PostgreSQL takes many writers at once: the record id becomes a real unique key (a step's
+    # write is idempotent by ON CONFLICT, not by looking ids up first), and the figures, the
+    # history update, alert throttling and pruning get the indexes they read by. DuckDB keeps
+    # its zone maps: an index would cost about half of a row's bytes (see migration 1).
+    4: [
+        Variant(None, "ALTER TABLE mon_multi_year_performance ADD PRIMARY KEY (performance_id)"),
+        Variant(None, "CREATE INDEX mon_performance_history ON mon_multi_year_performance "
+                      "(component_name, scenario, simulation_year, execution_end_time)"),
+        Variant(None, "CREATE INDEX mon_performance_simulation ON mon_multi_year_performance "
+                      "(simulation_id, component_name, simulation_year)"),
+        Variant(None, "CREATE INDEX mon_performance_ended ON mon_multi_year_performance (execution_end_time)"),
+        Variant(None, "CREATE INDEX mon_performance_run ON mon_multi_year_performance (simulation_run_id)"),
+        Variant(None, "CREATE INDEX mon_regression_detected ON mon_multi_year_regression (detection_timestamp)"),
+        Variant(None, "CREATE INDEX mon_alerts_fingerprint ON mon_alerts (fingerprint, created_at)"),
+        Variant(None, "CREATE INDEX mon_alerts_pending ON mon_alerts (status, created_at)"),
     ],
 }
 
-_VERSION_TABLE = ("CREATE TABLE IF NOT EXISTS mon_schema_version "
-                  "(version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)")
-
-_lock = threading.Lock()
+VERSION_TABLE = ("CREATE TABLE IF NOT EXISTS mon_schema_version "
+                 "(version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)")
 
 
 def current_version(conn: Any) -> int:
     """The schema version of an open database (0: none of our tables yet).
 
-        assert current_version(duckdb.connect()) == 0
+        with store.connect(read_only=True) as conn:
+            assert current_version(conn) == SCHEMA_VERSION
     """
-    try:
-        return int(conn.execute("SELECT coalesce(max(version), 0) FROM mon_schema_version").fetchone()[0])
-    except duckdb.CatalogException:
+    if not conn.table_exists("mon_schema_version"):
         return 0
+    return int(conn.execute("SELECT coalesce(max(version), 0) FROM mon_schema_version").fetchone()[0])
 
 
-def ensure_schema(conn: Any, path: Path, now: datetime) -> None:
-    """Bring the database at ``path`` (open as ``conn``, for writing) to :data:`SCHEMA_VERSION`, in
-    one transaction; refuse a newer schema. Checked on every write connection (a fraction of a
-    millisecond): a per-process "done" mark would outlive the file if it is removed and created
-    again (a user, a half-created file cleared after a full disk), and inodes are reused.
+def ensure_schema(conn: Any, where: str, now: datetime) -> None:
+    """Bring the database (open as ``conn``, a backend connection, for writing) to
+    :data:`SCHEMA_VERSION` in one transaction; refuse a newer schema. ``where`` names the
+    database in messages. Checked on every write connection (a fraction of a millisecond): a
+    per-process "done" mark would outlive a DuckDB file removed and created again.
 
-        ensure_schema(conn, path, now=utcnow())   # a no-op the second time
+    Several processes may open a fresh database at once: in DuckDB the file's lock lets one
+    writer in at a time; in PostgreSQL ``lock_migrations`` takes an advisory lock, and each
+    process reads the version again once it holds it.
+
+        ensure_schema(conn, "monitoring.duckdb", now=utcnow())   # a no-op the second time
     """
-    with _lock:
+    version = current_version(conn)
+    if version > SCHEMA_VERSION:
+        raise _newer(where, version)
+    if version == SCHEMA_VERSION:
+        return
+    conn.begin()
+    try:
+        conn.lock_migrations()  # PostgreSQL: processes opening a fresh database take turns here
         version = current_version(conn)
         if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"monitoring database {path} has schema version {version}, newer than this "
-                f"planwise-monitoring understands ({SCHEMA_VERSION}); upgrade the package"
-            )
-        if version < SCHEMA_VERSION:
-            conn.execute("BEGIN")
-            try:
-                conn.execute(_VERSION_TABLE)
-                for target in range(version + 1, SCHEMA_VERSION + 1):
-                    for statement in MIGRATIONS[target]:
-                        conn.execute(statement)
-                    conn.execute("INSERT INTO mon_schema_version (version, applied_at) VALUES (?, ?)", [target, now])
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            raise _newer(where, version)
+        conn.execute(VERSION_TABLE)
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[target]:
+                text = render(statement, conn.dialect)
+                if text is not None:
+                    conn.execute(text)
+            conn.execute("INSERT INTO mon_schema_version (version, applied_at) VALUES (?, ?)", [target, now])
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+
+
+def _newer(where: str, version: int) -> StoreError:
+    return StoreError(f"monitoring database {where} has schema version {version}, newer than this "
+                      f"planwise-monitoring understands ({SCHEMA_VERSION}); upgrade the package")

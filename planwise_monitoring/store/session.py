@@ -30,7 +30,8 @@ _REGRESSION_COLUMNS = [
 
 
 class StoreSession:
-    """The queries of the sensors, checks and alerting, on one open connection."""
+    """The queries of the sensors, checks and alerting, on one open backend connection (its
+    ``execute`` takes ``?`` and ``$name`` parameters on either backend)."""
 
     def __init__(self, conn: Any):
         self.conn = conn
@@ -94,8 +95,7 @@ class StoreSession:
     def insert_run_failure(self, row: Mapping[str, Any]) -> int:
         columns = ["dagster_run_id", "job_name", "failed_at", "partition_key", "failed_steps", "error_class",
                    "error_message"]
-        return self.conn.execute(insert_values_sql("mon_run_failures", columns, 1),
-                                 [row.get(c) for c in columns]).fetchone()[0]
+        return self.conn.count(insert_values_sql("mon_run_failures", columns, 1), [row.get(c) for c in columns])
 
     # -- reports (the monitoring assets) ---------------------------------------------------------
     def build_report(self, table: str, since: datetime) -> Rows:
@@ -104,7 +104,7 @@ class StoreSession:
         if table == "mon_memory_growth":
             return figures.memory_growth(self.conn)
         sql, params = _REPORTS[table]
-        self.conn.execute(f"CREATE OR REPLACE TABLE {table} AS {sql}", params(since))
+        self.conn.replace_table(table, sql, params(since))
         return select(self.conn, f"SELECT * FROM {table}")
 
     def run_steps(self, run_id: str) -> Rows:
@@ -142,11 +142,11 @@ class StoreSession:
 
     def acknowledge_alert(self, alert_id: str, now: datetime) -> int:
         """Acknowledge every delivery of the alert whose id starts with ``alert_id``, at ``now`` (UTC)."""
-        return int(self.conn.execute(
+        return self.conn.count(
             "UPDATE mon_alerts SET acknowledged_at = ?, status = 'acknowledged' "
-            "WHERE CAST(alert_id AS VARCHAR) LIKE ? || '%' AND acknowledged_at IS NULL",
+            "WHERE CAST(alert_id AS VARCHAR) LIKE CAST(? AS VARCHAR) || '%' AND acknowledged_at IS NULL",
             [now, alert_id],
-        ).fetchone()[0])
+        )
 
 
 # The asset tables, each its figure's query over a window.

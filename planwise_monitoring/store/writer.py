@@ -1,7 +1,12 @@
 """Getting records into the store without making the monitored step wait.
 
-Opening a DuckDB file costs tens of milliseconds and may wait on another process's lock, so a
-monitored step never writes to the database itself. It puts its record in the spool (one small
+On PostgreSQL (a store with ``direct_writes``) a step writes its records itself, in one short
+transaction on a pooled connection, and waits for it at most the store's lock timeout; whatever
+does not get in by then (the server is unreachable, busy or refusing connections) is spooled
+below and replayed like any other spooled record.
+
+Opening a DuckDB file costs tens of milliseconds and may wait on another process's lock, so on
+DuckDB a monitored step never writes to the database itself. It puts its record in the spool (one small
 file, well under a millisecond) and wakes this process's background writer, which moves spooled
 records into DuckDB. Before the process exits the writer makes a last, bounded attempt, so a
 record normally reaches the database by the time its run ends; if the database stays locked the
@@ -76,27 +81,71 @@ class RecordWriter:
         self._exited = False
 
     def submit(self, record: PerformanceRecord, sla_rules: Any = None) -> None:
-        """Spool the record (durable from here on) and schedule a background drain. A figure
-        the database would refuse is stored as NULL, with a warning; a record that cannot be
-        stored at all (no usable duration) is dropped with a warning."""
-        cleaned, problems = storable(record)
-        for problem in problems:
-            self._warn(problem, event="record_figures")
-        if cleaned is None:
+        """Store one record; see :meth:`submit_all`."""
+        self.submit_all([record], sla_rules)
+
+    def submit_all(self, records: Iterable[PerformanceRecord], sla_rules: Any = None) -> None:
+        """Store a step's records: written at once where the store takes direct writes (bounded
+        by its lock timeout), else (and if that fails) spooled, durable from there on, with a
+        background drain scheduled. A figure the database would refuse is stored as NULL, with
+        a warning; a record that cannot be stored at all (no usable duration) is dropped with a
+        warning."""
+        batch = []
+        for record in records:
+            cleaned, problems = storable(record)
+            for problem in problems:
+                self._warn(problem, event="record_figures")
+            if cleaned is not None:
+                batch.append(cleaned)
+        if not batch:
             return
         if sla_rules is not None:
             self.sla_rules = sla_rules
-        with self._state:
-            self._mine.add(cleaned.performance_id)
-        try:
-            self.store.spool.put(cleaned.performance_id, cleaned.to_json())
-        except OSError as exc:
-            self._hold(cleaned, exc)
+        if self.store.direct_writes and self._write_directly(batch):
+            return
+        for cleaned in batch:
+            with self._state:
+                self._mine.add(cleaned.performance_id)
+            try:
+                self.store.spool.put(cleaned.performance_id, cleaned.to_json())
+            except OSError as exc:
+                self._hold(cleaned, exc)
         self._relay_spool_notices()
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(target=self._run, name="planwise-monitoring-writer", daemon=True)
             self._thread.start()
         self._wake.set()
+
+    def _write_directly(self, records: list[PerformanceRecord]) -> bool:
+        """One transaction for the records, on a thread of its own so that the step waits at
+        most the lock timeout whatever the network does; False (with a warning) when they are
+        not stored by then. A write that lands after the step gave up is harmless: the spooled
+        copies are then replayed as ids already stored."""
+        done = threading.Event()
+        failure: list[BaseException] = []
+
+        def write() -> None:
+            try:
+                with self._io:  # one write at a time in this process
+                    self.store.write(records, self.sla_rules)
+            except BaseException as exc:  # reported by the waiting step
+                failure.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=write, name="planwise-monitoring-direct-write", daemon=True).start()
+        timeout = self.store.lock_timeout_seconds
+        if done.wait(timeout) and not failure:
+            if self.event_log is not None:
+                self.event_log.event("records_written", level="DEBUG", records=len(records),
+                                     database=self.store.target)
+            return True
+        reason = (f"{type(failure[0]).__name__}: {failure[0]}" if failure and not isinstance(failure[0], StoreError)
+                  else str(failure[0]) if failure else
+                  f"monitoring database {self.store.target} did not take the records within {timeout:g}s")
+        self._warn(f"{reason}; {len(records)} record(s) of this step are spooled in {self.store.spool.directory} "
+                   "and will be written by the next successful write")
+        return False
 
     def flush(self, timeout_seconds: float | None = None) -> bool:
         """Drain the spool now; returns whether this process's records are all stored.
@@ -157,20 +206,19 @@ class RecordWriter:
                 return True  # nothing to write: don't open (and lock) the database for nothing
             remaining = max(deadline - time.monotonic(), 0.0)
             if timeout_seconds is not None or remaining < store.lock_timeout_seconds:
-                store = MonitoringStore(store.path, lock_timeout_seconds=remaining, spool_dir=store.spool.directory)
-                store.spool = self.store.spool  # the same fallback directory and clock
+                store = store.with_lock_timeout(remaining)
             try:
                 written = store.write(held, self.sla_rules) if held else store.replay_spool(self.sla_rules)
                 with self._state:
                     for record in held:
                         self._held.pop(record.performance_id, None)
                 if self.event_log is not None:
-                    self.event_log.event("records_written", level="DEBUG", records=written, database=str(store.path))
+                    self.event_log.event("records_written", level="DEBUG", records=written, database=store.target)
                 return True
             except StoreError as exc:
                 self._warn(f"{exc}; {self._waiting(store)} and will be written by the next successful write")
             except Exception as exc:  # monitoring must never take the process down
-                self._warn(f"could not write monitoring records to {store.path}: "
+                self._warn(f"could not write monitoring records to {store.target}: "
                            f"{type(exc).__name__}: {exc}; {self._waiting(store)}")
             return False
         finally:
@@ -188,7 +236,7 @@ class RecordWriter:
                 self._mine.discard(oldest)
             first, self._warned_held = not self._warned_held, True
         if first:
-            self._warn(f"{exc}; records are held in memory and written to {self.store.path} directly "
+            self._warn(f"{exc}; records are held in memory and written to {self.store.target} directly "
                        "by the background writer until the spool can be written again")
         for record in dropped:
             self._warn(f"more than {MAX_HELD_RECORDS} records held in memory; record {record.performance_id} "
@@ -263,7 +311,7 @@ def writer_for(store: MonitoringStore) -> RecordWriter:
         assert writer is writer_for(MonitoringStore(tmp_path / "monitoring.duckdb"))
     """
     global _exit_hook_pid
-    key = (os.getpid(), os.path.abspath(store.path), os.path.abspath(store.spool.directory))
+    key = (os.getpid(), store.location, os.path.abspath(store.spool.directory))
     with _writers_lock:
         writer = _writers.get(key)
         if writer is None:

@@ -1,0 +1,286 @@
+"""What every backend of the monitoring database does alike: writing records (and replaying the
+spool), reading, sessions, alerts, pruning. A backend only knows how to connect and what its
+dialect needs (see :mod:`.duckdb` and :mod:`.postgres`).
+
+    from planwise_monitoring.store import MonitoringStore
+
+    store = MonitoringStore("monitoring.duckdb")                        # DuckDBStore: one machine
+    store = MonitoringStore("postgresql://app@db:5432/monitoring")      # PostgresStore: many writers
+    store.write([record])            # or spool records and store.replay_spool()
+    df = store.read_performance()
+
+``MonitoringStore(target)`` picks the backend from the target: a ``postgresql://`` (or
+``postgres://``) URL is PostgreSQL, anything else a DuckDB file. Everything above the store
+(the writer, sensors, checks, reports, the command line) calls this interface and never learns
+which backend it has.
+
+A backend's connection (what ``connect`` yields and sessions use) takes ``?`` and ``$name``
+parameters on both dialects and offers the few operations whose SQL differs: ``count`` (rows a
+statement changed), ``insert_rows``, ``insert_new`` (rows whose key is not stored yet),
+``lock_histories``, ``replace_table``, ``table_exists``, ``frame`` (a query as a DataFrame),
+``begin`` / ``commit`` / ``rollback``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import re
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .performance import insert_records
+from .rows import Rows
+from .schema import current_version
+from .session import StoreSession
+from .sla_definitions import SlaRow, sla_rows, sync_sla_definitions
+from .spool import Spool
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..recording.records import PerformanceRecord
+
+logger = logging.getLogger("planwise_monitoring.store")
+
+_POSTGRES_URL = re.compile(r"^postgres(ql)?(\+\w+)?://", re.I)
+_synced: dict[str, tuple[SlaRow, ...]] = {}
+_TRANSIENT_TRIES = 3
+
+# table -> the timestamp that dates a row; phases go with their record (so before it)
+_PRUNABLE = {
+    "mon_phase_timings": None,
+    "mon_multi_year_performance": "execution_end_time",
+    "mon_multi_year_regression": "detection_timestamp",
+    "mon_alerts": "created_at",
+    "mon_run_failures": "failed_at",
+}
+
+
+def is_postgres_url(target: str | Path) -> bool:
+    """Whether ``target`` names a PostgreSQL database rather than a DuckDB file.
+
+        assert is_postgres_url("postgresql://app@db/monitoring") and not is_postgres_url("m.duckdb")
+    """
+    return isinstance(target, str) and _POSTGRES_URL.match(target.strip()) is not None
+
+
+class MonitoringStore:
+    """Reads and writes the ``mon_*`` tables of one monitoring database. See the module docstring.
+
+        store = MonitoringStore(tmp_path / "monitoring.duckdb", lock_timeout_seconds=1.0)
+        assert store.write([]) == 0 and store.schema_version() == 4
+
+    ``lock_timeout_seconds`` bounds how long any write waits for the database (another
+    process's lock, a busy server); ``spool_dir`` is where records wait while it cannot be
+    written; ``schema`` (PostgreSQL only) the schema of the tables, else the connection's default.
+    """
+
+    dialect: ClassVar[str]
+    # Raised by the backend's driver: the errors a caller may see from a session it opened.
+    database_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+    # Errors that belong to the rows of one statement (a value out of range, a NULL where none
+    # may be), as opposed to the database (full disk, lock, I/O): worth retrying one by one.
+    record_errors: ClassVar[tuple[type[BaseException], ...]] = (TypeError, ValueError, OverflowError)
+    # Errors after which the same transaction may simply succeed when tried again.
+    transient_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+    # Whether a monitored step writes its records itself (the server takes concurrent writers)
+    # rather than spooling them for a background writer.
+    direct_writes: ClassVar[bool] = False
+
+    def __new__(cls, target: str | Path, **kwargs: Any) -> MonitoringStore:
+        if cls is MonitoringStore:
+            if is_postgres_url(target):
+                from .postgres import PostgresStore
+
+                cls = PostgresStore
+            else:
+                from .duckdb import DuckDBStore
+
+                cls = DuckDBStore
+        return super().__new__(cls)
+
+    def __init__(self, target: str | Path, *, lock_timeout_seconds: float = 1.0,
+                 spool_dir: str | Path | None = None, schema: str | None = None):
+        self.lock_timeout_seconds = lock_timeout_seconds
+        self.spool = Spool(spool_dir or self.default_spool_dir())
+
+    # -- what a backend provides ------------------------------------------------------------------
+    @property
+    def target(self) -> str:
+        """The database as messages name it (a URL without its password)."""
+        raise NotImplementedError
+
+    @property
+    def location(self) -> str:
+        """What tells two databases apart (a file's absolute path, a URL and schema)."""
+        raise NotImplementedError
+
+    def default_spool_dir(self) -> Path:
+        raise NotImplementedError
+
+    def connect(self, read_only: bool = False) -> contextlib.AbstractContextManager[Any]:
+        """A short backend connection, always closed (or returned to its pool); a write
+        connection brings the schema up to date first."""
+        raise NotImplementedError
+
+    def exists(self) -> bool:
+        """Whether the database exists and holds our schema (a read would find tables)."""
+        raise NotImplementedError
+
+    def with_lock_timeout(self, seconds: float) -> MonitoringStore:
+        """The same database and spool, waiting at most ``seconds`` for it."""
+        raise NotImplementedError
+
+    def query(self, sql: str, limit: int | None, params: Sequence[Any] | None = None) -> Rows:
+        """A user's read-only SELECT, checked and confined as the backend can (see
+        ``reporting.queries.run_query``); raises :class:`~.errors.QueryError`."""
+        raise NotImplementedError
+
+    # -- writing ----------------------------------------------------------------------------------
+    def write(self, records: Sequence[PerformanceRecord], sla_rules: Any = None) -> int:
+        """Insert records (ignoring ids already stored) and replay the spool; returns rows inserted.
+
+        ``sla_rules``: the SLA rows to mirror into ``mon_sla_definitions`` (a sequence of
+        :class:`~.sla_definitions.SlaRow`, or ``SlaRules``), or None to leave them."""
+        with self.connect() as conn:
+            return self._write(conn, records, sla_rows(sla_rules))
+
+    def replay_spool(self, sla_rules: Any = None, limit: int | None = None) -> int:
+        """Insert spooled records into the database and drop them from the spool.
+
+        A spooled file that cannot be read, or whose record the database refuses, is quarantined
+        (kept as ``.bad`` with the reason) and never blocks the others."""
+        with self.connect() as conn:
+            return self._write(conn, [], sla_rows(sla_rules), limit)
+
+    def _write(self, conn: Any, records: Sequence[PerformanceRecord], rows: tuple[SlaRow, ...] | None,
+               limit: int | None = None) -> int:
+        # Imported here: pydantic and psutil would cost every read command of the CLI ~50 ms.
+        from ..recording.records import PerformanceRecord
+
+        batch: list[tuple[PerformanceRecord, Path | None]] = []
+        for path, payload in self.spool.pending(limit):
+            try:
+                batch.append((PerformanceRecord.from_json(payload), path))
+            except (ValueError, TypeError, KeyError) as exc:
+                self.spool.quarantine(path, f"{type(exc).__name__}: {exc}")
+        batch += [(r, None) for r in records]
+        sync = rows is not None and _synced.get(self.location) != rows
+
+        def sync_sla() -> None:
+            if sync and rows is not None:
+                sync_sla_definitions(conn, rows)
+
+        def sync_and_insert() -> int:
+            sync_sla()
+            return insert_records(conn, [r for r, _ in batch])
+
+        try:
+            inserted = self._transaction(conn, sync_and_insert)
+        except self.record_errors:
+            # One record the database refuses must not hold back the others: take them one by one.
+            self._transaction(conn, sync_sla)
+            inserted = self._write_one_by_one(conn, batch)
+        if sync and rows is not None:
+            _synced[self.location] = rows
+        # Only after the commit: a crash in between replays harmlessly.
+        self.spool.remove([p for _, p in batch if p is not None])
+        return inserted
+
+    def _write_one_by_one(self, conn: Any, batch: list[tuple[PerformanceRecord, Path | None]]) -> int:
+        inserted, refused = 0, 0
+        for record, path in batch:
+            try:
+                inserted += self._transaction(conn, functools.partial(insert_records, conn, [record]))
+            except self.record_errors as exc:
+                refused += 1
+                reason = f"refused by the database: {first_line(exc)}"
+                if path is None:  # a record handed to write(): kept in the spool's quarantine, not lost
+                    path = self.spool.put(record.performance_id, record.to_json())
+                self.spool.quarantine(path, reason)
+        logger.warning("%d monitoring record(s) refused by %s were set aside in %s (.bad files, with the reason)",
+                       refused, self.target, self.spool.directory)
+        return inserted
+
+    def _transaction(self, conn: Any, work: Callable[[], Any]) -> Any:
+        for attempt in range(1, _TRANSIENT_TRIES + 1):
+            conn.begin()
+            try:
+                result = work()
+                conn.commit()
+                return result
+            except self.transient_errors:
+                conn.rollback()
+                if attempt == _TRANSIENT_TRIES:
+                    raise
+            except BaseException:
+                with contextlib.suppress(*self.database_errors):  # a failed COMMIT has rolled back already
+                    conn.rollback()
+                raise
+        raise AssertionError("unreachable")
+
+    # -- reading ----------------------------------------------------------------------------------
+    def read_performance(self) -> pd.DataFrame:
+        """Every stored record as a DataFrame."""
+        with self.connect(read_only=True) as conn:
+            return conn.frame("SELECT * FROM mon_multi_year_performance ORDER BY execution_start_time, component_name")
+
+    def read_table(self, table: str) -> pd.DataFrame:
+        """One ``mon_*`` table or view as a DataFrame."""
+        if not re.fullmatch(r"mon_[a-z_]+", table):
+            raise ValueError(f"not a monitoring table: {table!r}")
+        with self.connect(read_only=True) as conn:
+            return conn.frame(f"SELECT * FROM {table}")
+
+    @contextlib.contextmanager
+    def session(self, read_only: bool = False) -> Iterator[StoreSession]:
+        """Several reads and writes on one short connection (e.g. one sensor tick)."""
+        with self.connect(read_only=read_only) as conn:
+            yield StoreSession(conn)
+
+    def alerts(self, status: str | None = None, limit: int = 100) -> pd.DataFrame:
+        """Alerts, newest first, as a DataFrame."""
+        with self.session(read_only=True) as s:
+            return s.alerts(status, limit).df()
+
+    def acknowledge_alert(self, alert_id: str, now: datetime | None = None) -> int:
+        """Mark every delivery of the alert acknowledged (at ``now``, UTC); returns how many were."""
+        with self.session() as s:
+            return s.acknowledge_alert(alert_id, now or utcnow())
+
+    def prune(self, older_than: timedelta, now: datetime | None = None) -> dict[str, int]:
+        """Delete history older than ``older_than`` (by each table's own timestamp); keep the rest.
+        Returns the rows removed per table. SLA definitions and the schema version are kept."""
+        cutoff = (now or utcnow()) - older_than
+        removed: dict[str, int] = {}
+
+        def delete() -> None:
+            for table, column in _PRUNABLE.items():
+                if table == "mon_phase_timings":
+                    sql = ("DELETE FROM mon_phase_timings WHERE performance_id IN (SELECT performance_id FROM "
+                           "mon_multi_year_performance WHERE execution_end_time < ?)")
+                else:
+                    sql = f"DELETE FROM {table} WHERE {column} < ?"
+                removed[table] = conn.count(sql, [cutoff])
+
+        with self.connect() as conn:
+            self._transaction(conn, delete)
+        return removed
+
+    def schema_version(self) -> int:
+        with self.connect(read_only=True) as conn:
+            return current_version(conn)
+
+
+def utcnow() -> datetime:
+    from ..recording.measure import utcnow as now  # not at import: psutil and pydantic, for writes only
+
+    return now()
+
+
+def first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

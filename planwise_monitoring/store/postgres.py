@@ -1,0 +1,416 @@
+"""The PostgreSQL backend: the shared store when many machines write (psycopg 3).
+
+    from planwise_monitoring.store import MonitoringStore
+
+    store = MonitoringStore("postgresql://planwise@db:5432/monitoring", schema="planwise")
+    store.write([record])             # one short transaction, idempotent on the record id
+
+PostgreSQL takes concurrent writers, so a step writes its records itself in one transaction
+(``direct_writes``), bounded by ``lock_timeout_seconds`` on the server (``lock_timeout``) and by
+the writer on the client; the spool is only the fallback while the server cannot be reached.
+Record ids are a primary key: ``INSERT … ON CONFLICT DO NOTHING`` makes every write and replay
+idempotent, also when two processes replay the same spooled record at once. Writers of the same
+component's history take turns on an advisory lock, so a late year's derived columns
+(year-over-year, cumulative) see the earlier year however the two commits interleave.
+
+What is PostgreSQL's own lives here: the URL (its password is registered as a secret and never
+shown: :attr:`PostgresStore.target` has none), the connection settings (UTC, ``search_path``,
+timeouts), a small per-process pool of idle connections, ``?`` / ``$name`` parameters turned into
+psycopg's, NUMERIC read as float (``round`` in the figures), and a user's read-only query.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import os
+import re
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import date, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.pq import TransactionStatus
+from psycopg.types.numeric import FloatLoader
+
+from ..redaction import redact, register_secret
+from .base import MonitoringStore, first_line, utcnow
+from .errors import QueryError, StoreError, StoreLockedError
+from .rows import Rows
+from .schema import ensure_schema
+
+_SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_BATCH_PARAMETERS = 30_000  # PostgreSQL takes at most 65,535 parameters in one statement
+_STATEMENT_TIMEOUT_MS = 300_000  # a runaway query (a user's, a report at 10 M rows) ends in 5 minutes
+_MAX_IDLE = 4  # idle connections kept per database and kind in each process
+
+_pool: dict[tuple[Any, ...], list[Any]] = {}
+_pool_lock = threading.Lock()
+
+
+class PostgresConnection:
+    """A psycopg connection as the store's queries use it (see :mod:`.base`); ``raw`` is psycopg's."""
+
+    dialect = "postgres"
+
+    def __init__(self, raw: Any, namespace: str):
+        self.raw = raw
+        self.namespace = namespace  # the schema: advisory lock keys are per schema
+
+    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
+        if params is None:
+            return self.raw.execute(sql)
+        return self.raw.execute(_psycopg_sql(sql), params)
+
+    def count(self, sql: str, params: Sequence[Any] | None = None) -> int:
+        return max(self.execute(sql, params).rowcount, 0)
+
+    def insert_rows(self, table: str, columns: list[str], rows: list[list[Any]]) -> None:
+        for chunk in _chunks(rows, len(columns)):
+            self.execute(_insert_sql(table, columns, len(chunk), "ON CONFLICT DO NOTHING"), [v for r in chunk for v in r])
+
+    def insert_new(self, table: str, columns: list[str], rows: list[list[Any]], key: str) -> set[str]:
+        """Insert the rows whose ``key`` is not stored; returns those keys. The primary key decides,
+        so two writers inserting the same record at once store it once."""
+        new: set[str] = set()
+        for chunk in _chunks(rows, len(columns)):
+            cur = self.execute(_insert_sql(table, columns, len(chunk), f"ON CONFLICT ({key}) DO NOTHING RETURNING {key}"),
+                               [v for r in chunk for v in r])
+            new.update(str(k) for (k,) in cur.fetchall())
+        return new
+
+    def lock_histories(self, keys: Sequence[tuple[str, str]]) -> None:
+        """Take (until commit) the advisory lock of each (component, scenario) history, in one
+        order in every process, so writers of the same history take turns and never deadlock."""
+        for lock_key in sorted({_lock_key(self.namespace, "history", *k) for k in keys}):
+            self.execute("SELECT pg_advisory_xact_lock(?)", [lock_key])
+
+    def lock_migrations(self) -> None:
+        self.execute("SELECT pg_advisory_xact_lock(?)", [_lock_key(self.namespace, "migrations")])
+
+    def replace_table(self, table: str, sql: str, params: Any) -> None:
+        """Rebuild a report table in one transaction; two builds at once take turns."""
+        own = self.raw.info.transaction_status == TransactionStatus.IDLE
+        if own:
+            self.begin()
+        try:
+            self.execute("SELECT pg_advisory_xact_lock(?)", [_lock_key(self.namespace, "table", table)])
+            self.execute(f"DROP TABLE IF EXISTS {table}")
+            self.execute(f"CREATE TABLE {table} AS {sql}", params)
+            if own:
+                self.commit()
+        except BaseException:
+            if own:
+                self.rollback()
+            raise
+
+    def table_exists(self, name: str) -> bool:
+        return bool(self.execute("SELECT to_regclass(?) IS NOT NULL", [name]).fetchone()[0])
+
+    def frame(self, sql: str) -> Any:
+        """The query as a DataFrame typed as DuckDB's ``.df()`` types it, so callers see one
+        thing on either backend: numbers with NULLs as float64 (NaN), dates as datetime64."""
+        import pandas as pd
+
+        rows = Rows.of(self.raw.execute(sql))
+        df = rows.df()
+        for name in df.columns:
+            values = [v for v in rows.column(name) if v is not None]
+            if not values:
+                continue
+            if len(values) < len(df) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+                df[name] = df[name].astype("float64")
+            elif all(isinstance(v, (datetime, date)) for v in values):
+                df[name] = pd.to_datetime(df[name])
+        return df
+
+    def begin(self) -> None:
+        self.raw.execute("BEGIN")
+
+    def commit(self) -> None:
+        self.raw.execute("COMMIT")
+
+    def rollback(self) -> None:
+        self.raw.execute("ROLLBACK")
+
+
+class PostgresStore(MonitoringStore):
+    """The ``mon_*`` tables in a PostgreSQL database (``schema``: its schema, created if missing;
+    default the connection's own). See the module docstring.
+
+        store = PostgresStore("postgresql://app@127.0.0.1:5432/monitoring", lock_timeout_seconds=1.0)
+        assert "app@127.0.0.1" in store.target
+    """
+
+    dialect = "postgres"
+    direct_writes = True
+    database_errors = (psycopg.Error,)
+    record_errors = (pg_errors.DataError, pg_errors.IntegrityError, TypeError, ValueError, OverflowError)
+    transient_errors = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
+
+    def __init__(self, url: str, *, lock_timeout_seconds: float = 1.0, spool_dir: str | Path | None = None,
+                 schema: str | None = None):
+        if schema is not None and not _SCHEMA_NAME.match(schema):
+            raise StoreError(f"schema must be a plain SQL name (letters, digits, _), got {schema!r}")
+        self.url = _plain_url(url)
+        self.schema = schema
+        parts = urlsplit(self.url)
+        if parts.password:
+            register_secret(unquote(parts.password))
+        self._target = _without_password(self.url) + (f" (schema {schema})" if schema else "")
+        super().__init__(url, lock_timeout_seconds=lock_timeout_seconds, spool_dir=spool_dir)
+
+    @property
+    def target(self) -> str:
+        return self._target
+
+    @property
+    def location(self) -> str:
+        return f"{_without_password(self.url)}#{self.schema or ''}"
+
+    def default_spool_dir(self) -> Path:
+        """Under the system temp dir, private to this user, one per database: a pod's local disk."""
+        digest = hashlib.sha256(self.location.encode()).hexdigest()[:16]
+        return Path(tempfile.gettempdir()) / f"planwise-monitoring-{os.geteuid()}" / f"postgres-{digest}.spool"
+
+    def exists(self) -> bool:
+        try:
+            with self.connect(read_only=True) as conn:
+                return conn.table_exists("mon_schema_version")
+        except StoreError:
+            return False
+
+    def with_lock_timeout(self, seconds: float) -> PostgresStore:
+        store = PostgresStore(self.url, lock_timeout_seconds=seconds, spool_dir=self.spool.directory,
+                              schema=self.schema)
+        store.spool = self.spool
+        return store
+
+    # -- connections ----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[PostgresConnection]:
+        """A connection from this process's pool (or a new one), in autocommit mode with
+        explicit transactions; given back to the pool only when it ends clean. Connection and
+        server errors (unreachable, refused, a lock not had within the timeout, a dropped
+        connection) are raised as :class:`StoreError`, with no password in the message."""
+        key = (os.getpid(), self.url, self.schema, read_only, self.lock_timeout_seconds)
+        raw = self._checkout(key, read_only)
+        healthy = False
+        try:
+            conn = PostgresConnection(raw, self.schema or "public")
+            if not read_only:
+                ensure_schema(conn, self.target, utcnow())
+            yield conn
+            healthy = raw.info.transaction_status == TransactionStatus.IDLE
+        except pg_errors.LockNotAvailable:
+            raise StoreLockedError(self.target, self.lock_timeout_seconds) from None
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise StoreError(f"monitoring database {self.target}: {redact(first_line(exc))}") from None
+        finally:
+            self._checkin(key, raw, healthy)
+
+    def _checkout(self, key: tuple[Any, ...], read_only: bool) -> Any:
+        while True:
+            with _pool_lock:
+                idle = _pool.get(key)
+                raw = idle.pop() if idle else None
+            if raw is None:
+                return self._open(read_only)
+            try:
+                raw.execute("SELECT 1")  # a pooled connection the server has dropped since
+                return raw
+            except psycopg.Error:
+                with contextlib.suppress(Exception):
+                    raw.close()
+
+    def _checkin(self, key: tuple[Any, ...], raw: Any, healthy: bool) -> None:
+        if healthy and not raw.closed:
+            with _pool_lock:
+                idle = _pool.setdefault(key, [])
+                if len(idle) < _MAX_IDLE:
+                    idle.append(raw)
+                    return
+        with contextlib.suppress(Exception):
+            raw.close()
+
+    def _open(self, read_only: bool) -> Any:
+        settings = {
+            "TimeZone": "UTC",  # every timestamp is naive UTC
+            "lock_timeout": f"{max(int(self.lock_timeout_seconds * 1000), 1)}ms",
+            "statement_timeout": f"{_STATEMENT_TIMEOUT_MS}ms",
+            "idle_in_transaction_session_timeout": f"{_STATEMENT_TIMEOUT_MS}ms",
+        }
+        if self.schema:
+            settings["search_path"] = self.schema
+        if read_only:
+            settings["default_transaction_read_only"] = "on"
+        timeout = max(int(self.lock_timeout_seconds * 1000), 1)
+        try:
+            raw = psycopg.connect(
+                self.url, autocommit=True, application_name="planwise-monitoring",
+                # libpq counts whole seconds, at least 2; a dead peer is noticed within the lock timeout
+                connect_timeout=max(2, math.ceil(self.lock_timeout_seconds)), tcp_user_timeout=timeout,
+                options=" ".join(f"-c {k}={v}" for k, v in settings.items()),
+            )
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot connect to monitoring database {self.target}: {redact(_reason(exc))}") from None
+        raw.adapters.register_loader("numeric", FloatLoader)  # round(...) gives NUMERIC; figures are floats
+        if self.schema and not read_only:
+            try:
+                raw.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            except psycopg.Error as exc:
+                raw.close()
+                raise StoreError(f"cannot create schema {self.schema} in {self.target}: {redact(first_line(exc))}"
+                                 ) from None
+        return raw
+
+    # -- a user's SQL -----------------------------------------------------------------------------
+    def query(self, sql: str, limit: int | None, params: Sequence[Any] | None = None) -> Rows:
+        """One SELECT, in a READ ONLY transaction that is always rolled back. Checked first (one
+        statement, a SELECT, no row locks, none of the functions that read server files, write,
+        change settings or run SQL of their own: :func:`check_select`); the read-only
+        transaction is what guarantees nothing is written."""
+        text, explain = check_select(sql)
+        with self.connect(read_only=True) as conn:
+            conn.begin()
+            try:
+                conn.raw.execute("SET TRANSACTION READ ONLY")
+                if explain or not limit:
+                    wrapped, limit = text, None
+                else:
+                    # A subquery: PostgreSQL itself refuses a second statement or anything not a query.
+                    wrapped = f"SELECT * FROM (\n{text}\n) AS query LIMIT {int(limit) + 1}"
+                return Rows.of(conn.execute(wrapped, list(params) if params else None), limit)
+            except psycopg.Error as exc:
+                if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)) and \
+                        not isinstance(exc, pg_errors.QueryCanceled):
+                    raise
+                raise QueryError(redact(first_line(exc)) or type(exc).__name__) from None
+            finally:
+                with contextlib.suppress(psycopg.Error):
+                    conn.rollback()
+
+
+# -- checking a user's SQL ----------------------------------------------------------------------
+_TOKEN = re.compile(r"""
+      (?P<space>\s+)
+    | (?P<comment>--[^\n]*|/\*.*?\*/)
+    | (?P<string>[EeBbXxUu]?'(?:[^']|'')*')
+    | (?P<dollar>\$(?P<tag>[A-Za-z_]\w*)?\$.*?\$(?P=tag)\$)
+    | (?P<ident>"(?:[^"]|"")*")
+    | (?P<word>[A-Za-z_][\w$]*)
+    | (?P<semicolon>;)
+    | (?P<other>.)
+""", re.X | re.S)
+_QUERY_STARTS = {"select", "with", "values", "table", "("}
+_ROW_LOCKS = {"update", "share"}  # after FOR: FOR UPDATE, FOR NO KEY UPDATE, FOR SHARE, FOR KEY SHARE
+# Functions that read or write server files, change settings, take locks, signal backends, use
+# sequences, or run SQL text of their own (which no check here could see into).
+_DENIED_FUNCTION = re.compile(
+    r"(set_config|pg_read_file|pg_read_binary_file|pg_ls_\w+|pg_stat_file|lo_\w+|dblink\w*|"
+    r"(query|table|schema|database|cursor)_to_xml\w*|query_to_xmlschema|pg_(try_)?advisory\w*|"
+    r"pg_terminate_backend|pg_cancel_backend|pg_reload_conf|pg_rotate_logfile|pg_switch_wal|pg_create_\w+|"
+    r"pg_drop_\w+|pg_notify|nextval|setval|pg_sleep\w*|pg_logical_\w+|pg_replication_\w+|pg_file_\w+|"
+    r"pg_promote|pg_import_system_collations|pg_log_backend_memory_contexts|binary_upgrade_\w+|"
+    r"pg_current_xact_id|txid_current)", re.I)
+
+
+def check_select(sql: str) -> tuple[str, bool]:
+    """The one statement in ``sql`` without its trailing ``;``, and whether it is an EXPLAIN.
+    Raises :class:`QueryError` saying what was refused.
+
+        assert check_select("SELECT 1;") == ("SELECT 1", False)
+    """
+    tokens = [(m.lastgroup, m.group()) for m in _TOKEN.finditer(sql)]
+    code = [(kind, text) for kind, text in tokens if kind not in ("space", "comment")]
+    while code and code[-1][0] == "semicolon":
+        code.pop()
+    if not code:
+        raise QueryError("no SQL statement given")
+    statements = 1 + sum(1 for kind, _ in code if kind == "semicolon")
+    if statements > 1:
+        raise QueryError(f"only a single SELECT query is allowed (got {statements} statements)")
+    words = [text.lower() if kind == "word" else text for kind, text in code]
+    explain = words[0] == "explain"
+    if explain:
+        if len(words) > 1 and words[1] in ("analyze", "analyse", "("):
+            raise QueryError("only SELECT queries are allowed (EXPLAIN ANALYZE runs its statement)")
+        words, code = words[1:], code[1:]
+    if not words or words[0] not in _QUERY_STARTS:
+        raise QueryError(f"only SELECT queries are allowed (got {(words[0] if words else 'EXPLAIN').upper()})")
+    for i, (kind, text) in enumerate(code):
+        name = text.strip('"').lower() if kind in ("word", "ident") else None
+        following = next((t for k, t in code[i + 1:]), None)
+        if name and following == "(" and _DENIED_FUNCTION.fullmatch(name):
+            raise QueryError(f"function {name}() is not allowed in a query")
+        if name == "for" and kind == "word" and any(w in _ROW_LOCKS for w in words[i + 1:i + 4]):
+            raise QueryError("SELECT ... FOR UPDATE/SHARE (row locks) is not allowed in a read-only query")
+        if kind == "word" and name in ("into",) and words[0] == "select":
+            raise QueryError("SELECT ... INTO creates a table; not allowed in a read-only query")
+    end = max(i for i, m in enumerate(tokens) if m[0] not in ("space", "comment", "semicolon"))
+    text = "".join(t for _, t in tokens[:end + 1]).strip()
+    return text, explain
+
+
+# -- helpers ------------------------------------------------------------------------------------
+@lru_cache(maxsize=256)
+def _psycopg_sql(sql: str) -> str:
+    """``?`` and ``$name`` (the store's parameters, as DuckDB takes them) as ``%s`` and
+    ``%(name)s``; a literal ``%`` doubled. Quoted strings, identifiers and comments are kept as
+    they are (but for their ``%``, which psycopg reads everywhere)."""
+    out = []
+    for m in _TOKEN.finditer(sql):
+        kind, text = m.lastgroup, m.group()
+        if kind == "other" and text == "?":
+            out.append("%s")
+        elif kind == "other" and text == "%":
+            out.append("%%")
+        elif kind in ("string", "dollar", "ident", "comment"):
+            out.append(text.replace("%", "%%"))
+        else:
+            out.append(text)
+    return re.sub(r"\$([A-Za-z_]\w*)", r"%(\1)s", "".join(out))
+
+
+def _insert_sql(table: str, columns: list[str], rows: int, suffix: str) -> str:
+    one = f"({', '.join(['?'] * len(columns))})"
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([one] * rows)} {suffix}"
+
+
+def _chunks(rows: list[list[Any]], width: int) -> Iterator[list[list[Any]]]:
+    size = max(_BATCH_PARAMETERS // max(width, 1), 1)
+    for i in range(0, len(rows), size):
+        yield rows[i:i + size]
+
+
+def _lock_key(*parts: str) -> int:
+    """A signed 64-bit advisory lock key, the same in every process (``hash()`` is salted)."""
+    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _plain_url(url: str) -> str:
+    """``postgresql://…`` for psycopg: a SQLAlchemy driver suffix (``postgresql+psycopg2://``)
+    and the ``postgres://`` spelling are accepted and dropped."""
+    return re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql://", url.strip(), flags=re.I)
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _reason(exc: BaseException) -> str:
+    """libpq's message without the hint lines, on one line."""
+    return " ".join(line.strip() for line in str(exc).strip().splitlines() if line.strip()) or type(exc).__name__
