@@ -33,7 +33,7 @@ from ..recording.measure import ComponentTiming, Measurement, PhaseTiming, StepM
 from ..recording.partitions import PartitionKeyError, simulation_year_from_key
 from ..recording.records import FAILED, SUCCESS, PerformanceRecord
 from ..redaction import redact
-from .metadata import attach_metadata, count_inputs, count_outputs
+from .metadata import attach_metadata, count_inputs, count_outputs, observe_records
 from .resource import MonitoringResource
 from .signature import resource_signature
 
@@ -192,8 +192,11 @@ class _MonitoredStep:
     def succeeded(self, result: Any, attach: bool = True) -> Any:
         try:
             step, components = self._finish(SUCCESS, count_outputs(result) if self.spec.track_records else None)
+            carried: set[str] = set()
             if attach:
-                result = attach_metadata(self.context, result, step, components)
+                result, carried = attach_metadata(self.context, result, step, components)
+            observe_records(self.context, [r for r in (step, *(r for _, r in components))
+                                           if r.performance_id not in carried])
         except Exception as exc:
             _warn(self.context, f"could not record this step: {type(exc).__name__}: {exc}")
         return result
@@ -204,8 +207,13 @@ class _MonitoredStep:
         try:
             message = redact(str(exc)) or ""
             step, components = self._finish(FAILED, None, error=(_error_class(exc), message[:_ERROR_MESSAGE_LIMIT]))
+            carried: set[str] = set()
             if held:
-                return tuple(attach_metadata(self.context, held, step, components))
+                held, carried = attach_metadata(self.context, held, step, components)
+            # before the exception propagates: the event log then holds the failed step's record too
+            observe_records(self.context, [r for r in (step, *(r for _, r in components))
+                                           if r.performance_id not in carried])
+            return tuple(held)
         except Exception as inner:
             _warn(self.context, f"could not record the failed step: {type(inner).__name__}: {inner}")
         return held
@@ -263,8 +271,10 @@ class _MonitoredStep:
         writer = self.monitoring.get_writer()
         events = self.monitoring.get_event_log()
         writer.event_log = events
-        for record in [step, *(r for _, r in components)]:
-            writer.submit(record, self.rules)
+        records = [step, *(r for _, r in components)]
+        writer.submit_all(records, self.rules)  # one transaction where the store takes direct writes
+        _relay_warnings(self.context, self.monitoring)  # e.g. a direct write that fell back to the spool
+        for record in records:
             if events is not None:
                 events.event(
                     "step_recorded" if record.status == SUCCESS else "step_failed",
@@ -277,7 +287,7 @@ class _MonitoredStep:
                     error_class=record.error_class, error_message=record.error_message,
                 )
         # Only what needs attention goes to the Dagster log: each log line is an event-log write.
-        for record in [step, *(r for _, r in components)]:
+        for record in records:
             if record.sla_status in ("SLA_WARNING", "SLA_BREACH"):
                 _warn(self.context, f"{record.component_name}"
                       f"{f' year {record.simulation_year}' if record.simulation_year is not None else ''} "

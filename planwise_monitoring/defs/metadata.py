@@ -1,6 +1,12 @@
 """What a monitored step tells Dagster: record counts read from its inputs and outputs, and its
 figures as ``planwise/*`` metadata on each output it materializes.
 
+Dagster's event log is also the record's second durable copy: each materialization carries its
+whole record (``planwise/record``, the spool's JSON), and the records no materialization carries
+(a failed step's, a dbt build's own total) go in one ``AssetObservation`` of the step
+(``planwise/records``). On a multi-node deployment the event log is in PostgreSQL, and the
+performance sensor rebuilds from it any record a lost pod never got into the store.
+
     from planwise_monitoring.defs.metadata import METADATA_PREFIX, count_outputs
     import pandas as pd
 
@@ -10,15 +16,18 @@ figures as ``planwise/*`` metadata on each output it materializes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, Output
+from dagster import AssetExecutionContext, AssetKey, AssetObservation, MaterializeResult, MetadataValue, Output
 
 from ..recording.measure import ComponentTiming
 from ..recording.records import PerformanceRecord
 
 METADATA_PREFIX = "planwise/"
+RECORD_KEY = f"{METADATA_PREFIX}record"  # a materialization's own record, whole
+RECORDS_KEY = f"{METADATA_PREFIX}records"  # an observation's records that no materialization carries
 
 
 def count_inputs(kwargs: Mapping[str, Any]) -> int | None:
@@ -62,6 +71,7 @@ def _metadata(r: PerformanceRecord) -> dict[str, MetadataValue]:
         f"{p}sla_status": MetadataValue.text(r.sla_status or "UNKNOWN"),
         f"{p}performance_category": MetadataValue.text(r.performance_category or "UNKNOWN"),
         f"{p}performance_id": MetadataValue.text(r.performance_id),
+        RECORD_KEY: MetadataValue.json(json.loads(r.to_json())),
     }
     if r.simulation_year is not None:
         md[f"{p}simulation_year"] = MetadataValue.int(r.simulation_year)
@@ -79,17 +89,20 @@ def _metadata(r: PerformanceRecord) -> dict[str, MetadataValue]:
 
 
 def attach_metadata(context: AssetExecutionContext, result: Any, step: PerformanceRecord,
-                     components: list[tuple[ComponentTiming, PerformanceRecord]]) -> Any:
+                    components: list[tuple[ComponentTiming, PerformanceRecord]]) -> tuple[Any, set[str]]:
     """Merge metadata into returned Output/MaterializeResult objects, or else add it to the step's
-    outputs. An output that a component names gets that component's figures (plus the step's
-    duration and peak memory); every other output gets the step's. The record count becomes
-    ``dagster/row_count`` only for a single output whose asset did not set one."""
+    outputs; returns the result and the ids of the records its outputs now carry. An output that
+    a component names gets that component's figures (plus the step's duration and peak memory);
+    every other output gets the step's. The record count becomes ``dagster/row_count`` only for a
+    single output whose asset did not set one."""
     step_md = _metadata(step)
+    carried: set[str] = set()
     by_output: dict[str | None, PerformanceRecord] = {c.output_name: r for c, r in components if c.output_name}
     by_key: dict[str | None, PerformanceRecord] = {c.asset_key: r for c, r in components if c.asset_key}
 
     def metadata_for(output_name: str | None, asset_key: str | None) -> dict[str, MetadataValue]:
         record = by_output.get(output_name) or by_key.get(asset_key)
+        carried.add((record or step).performance_id)
         if record is None:
             return step_md
         return {**_metadata(record),
@@ -112,7 +125,7 @@ def attach_metadata(context: AssetExecutionContext, result: Any, step: Performan
             return item.with_metadata(new) if isinstance(item, Output) else with_metadata(item, new)
 
         new_items = tuple(merged(i) for i in items)
-        return new_items if isinstance(result, tuple) else new_items[0]
+        return (new_items if isinstance(result, tuple) else new_items[0]), carried
     names = sorted(context.op_execution_context.selected_output_names)
     for name in names:
         md = metadata_for(name, None)
@@ -120,7 +133,34 @@ def attach_metadata(context: AssetExecutionContext, result: Any, step: Performan
         if row_count is not None and (len(names) == 1 or md is not step_md):
             md = {**md, "dagster/row_count": row_count}
         context.add_output_metadata(md, output_name=name)
-    return result
+    return result, carried
+
+
+def records_in(metadata: Mapping[str, Any] | None) -> list[PerformanceRecord]:
+    """The whole records an event's metadata carries (``planwise/record`` of a materialization,
+    ``planwise/records`` of an observation), read back as strictly as the spool's; a payload
+    that is not a valid record is left out (ValueError names it) rather than guessed at.
+
+        [record] = records_in({RECORD_KEY: MetadataValue.json(json.loads(record.to_json()))})
+    """
+    if not metadata:
+        return []
+    payloads: list[Any] = []
+    for key in (RECORD_KEY, RECORDS_KEY):
+        value = metadata.get(key)
+        data = getattr(value, "data", value)
+        if data is not None:
+            payloads += data if isinstance(data, list) else [data]
+    return [PerformanceRecord.from_json(json.dumps(p)) for p in payloads]
+
+
+def observe_records(context: AssetExecutionContext, records: Iterable[PerformanceRecord]) -> None:
+    """Log the records no materialization carries as one observation of the step's first asset,
+    so that Dagster's event log holds every record of the step."""
+    payload = [json.loads(r.to_json()) for r in records]
+    keys: list[AssetKey] = sorted(context.selected_asset_keys, key=lambda k: tuple(k.path))
+    if payload and keys:
+        context.log_event(AssetObservation(asset_key=keys[0], metadata={RECORDS_KEY: MetadataValue.json(payload)}))
 
 
 

@@ -26,7 +26,7 @@ from ..evaluation.sla import (
 from ..events import JsonEventLog, JsonLogConfig
 from ..recording.measure import ComponentTiming, current_meter, phase
 from ..redaction import redact
-from ..store import MonitoringStore
+from ..store import MonitoringStore, StoreError, is_postgres_url
 from ..store.writer import RecordWriter, writer_for
 from .signature import resource_signature
 
@@ -48,7 +48,8 @@ class SlaDefinitionConfig(Config):
 
 
 class MonitoringResource(ConfigurableResource):
-    """Records the performance of monitored steps into a DuckDB monitoring database.
+    """Records the performance of monitored steps into the monitoring database: a DuckDB file on
+    one machine (``database_path``), or PostgreSQL when many machines write (``database_url``).
 
     Examples:
         .. code-block:: python
@@ -69,6 +70,15 @@ class MonitoringResource(ConfigurableResource):
                                                             sla_file="sla.yaml")},
             )
 
+    On a multi-node deployment (Dagster on PostgreSQL, a pod per step) give every process the
+    same shared store, the password through the environment:
+
+        .. code-block:: python
+
+            from dagster import EnvVar
+
+            MonitoringResource(database_url=EnvVar("PLANWISE_MONITORING_DB_URL"), database_schema="planwise")
+
     The SLA rules are the seed defaults, overridden by ``sla_file`` entries, overridden by
     ``sla_definitions`` entries (same component name, or same type for type-only entries). A
     malformed definition fails when the resource is built, i.e. when the definitions load, and
@@ -88,6 +98,15 @@ class MonitoringResource(ConfigurableResource):
     database_path: str = Field(
         default="monitoring.duckdb",
         description="The monitoring DuckDB file; keep it separate from the simulation's database.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="A postgresql://user@host:5432/dbname URL: the shared store of a multi-node deployment "
+                    "(use EnvVar(...) so a password never sits in code). Takes the place of database_path.",
+    )
+    database_schema: str | None = Field(
+        default=None, description="PostgreSQL schema of the mon_* tables, created if missing (default: the "
+                                  "connection's default schema).",
     )
     scenario: str = Field(
         default="baseline",
@@ -125,12 +144,23 @@ class MonitoringResource(ConfigurableResource):
             raise ValueError(f"scenario must be 1-100 characters, got {self.scenario!r}")
         if not str(self.database_path).strip():
             raise ValueError("database_path must not be empty")
+        if self.database_url is not None:
+            if "database_path" in self.model_fields_set:
+                raise ValueError("give database_path (a DuckDB file) or database_url (PostgreSQL), not both")
+            if not str(self.database_url).strip():
+                raise ValueError("database_url must not be empty")
+        elif self.database_schema is not None:
+            raise ValueError("database_schema applies to a PostgreSQL database_url only")
         self.get_sla_rules()  # fails now, at definitions load, rather than in the middle of a run
         return self
 
     def get_store(self) -> MonitoringStore:
+        """The store these settings name (a DuckDB file, or PostgreSQL for a ``database_url``)."""
+        if self.database_url is not None and not is_postgres_url(self.database_url):
+            raise StoreError("database_url must be a postgresql:// URL (a DuckDB file goes in database_path)")
         return MonitoringStore(
-            self.database_path, lock_timeout_seconds=self.lock_timeout_seconds, spool_dir=self.spool_dir
+            self.database_url or self.database_path, lock_timeout_seconds=self.lock_timeout_seconds,
+            spool_dir=self.spool_dir, schema=self.database_schema,
         )
 
     def get_writer(self) -> RecordWriter:
@@ -145,7 +175,8 @@ class MonitoringResource(ConfigurableResource):
         if self.json_log_path == "":
             return None
         if self._event_log is None:
-            path = self.json_log_path or str(Path(self.database_path).parent / "logs" / "planwise-monitoring.jsonl")
+            beside = Path(".") if self.database_url else Path(self.database_path).parent
+            path = self.json_log_path or str(beside / "logs" / "planwise-monitoring.jsonl")
             self._event_log = JsonEventLog(JsonLogConfig(
                 path=os.path.abspath(path), max_bytes=self.json_log_max_bytes, backup_count=self.json_log_backup_count))
         return self._event_log
@@ -224,7 +255,7 @@ class MonitoringResource(ConfigurableResource):
         try:
             if writer is not None and not writer.flush(self.lock_timeout_seconds):
                 message = (f"planwise-monitoring: {len(writer.pending_ids())} record(s) of this run are not in "
-                           f"{self.database_path} yet (locked?); they stay spooled and the next write stores them")
+                           f"{writer.store.target} yet (locked?); they stay spooled and the next write stores them")
                 (context.log or log).warning(message)
         except Exception as exc:
             log.warning("planwise-monitoring: flushing at the end of the run failed: %s",

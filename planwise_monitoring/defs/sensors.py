@@ -10,7 +10,11 @@
 
 The performance sensor is a plain ``@sensor`` with a cursor of the last event storage id per
 asset: ``@asset_sensor`` only sees the newest event, so partitions materialized between two ticks
-would be skipped. Each tick replays the spool, judges each new record (SLA and regression, see
+would be skipped. Each tick first reconciles: every record the new materializations and
+observations of the monitored assets carry (see :mod:`.metadata`) that is missing from the store
+is inserted, exactly once (the store skips ids it has), together with the local spool. A pod
+that disappeared with its spool before its records got into a shared PostgreSQL store loses
+nothing: Dagster's event log held them. It then judges each new record (SLA and regression, see
 :mod:`planwise_monitoring.evaluation.verdicts`) in one short database session, writes confirmed regressions to
 ``mon_multi_year_regression``, reports the ``sla`` and ``regression`` check evaluations (the
 daemon stores them with ``report_runless_asset_event``, so they show on the asset's Checks tab),
@@ -57,6 +61,7 @@ from ..redaction import redact
 from ..reporting.summaries import user_error, write_run_summary
 from ..store import StoreError
 from .checks import REGRESSION_CHECK, SLA_CHECK, monitored_keys, performance_id_of
+from .metadata import records_in
 from .resource import MonitoringResource, with_resource_parameter
 
 _ERROR_MESSAGE_LIMIT = 4000
@@ -123,13 +128,25 @@ def build_performance_sensor(assets: Sequence[AssetsDefinition | AssetKey], *,
                 limit=max_events_per_tick, ascending=True,
             ).records
         ]
+        observed = [
+            (key, event)
+            for key in keys
+            for event in context.instance.fetch_observations(
+                AssetRecordsFilter(asset_key=key, after_storage_id=cursor.get(_OBSERVED + key.to_user_string())),
+                limit=max_events_per_tick, ascending=True,
+            ).records
+        ]
         store = monitoring.get_store()
         dispatcher = AlertDispatcher(store, config, context.log, clock)
-        if not new:
+        if not new and not observed:
             dispatcher.retry_pending()
             return SkipReason("no new materializations of monitored assets")
+        carried = _carried_records([m.event for m in new] + [e for _, e in observed], context)
         try:
-            store.replay_spool(monitoring.get_sla_rules())
+            written = store.write(carried, monitoring.get_sla_rules())  # the missing ones, and the spool
+            if written:
+                context.log.info(f"planwise-monitoring: wrote {written} record(s) missing from {store.target} "
+                                 "(from the spool, or rebuilt from Dagster's event log)")
             with store.session() as session:  # one short write session per tick
                 evaluations = evaluate_records(session, [m.performance_id for m in new if m.performance_id])
                 session.insert_regressions([row for e in evaluations.values() if (row := e.regression_row())])
@@ -151,9 +168,28 @@ def build_performance_sensor(assets: Sequence[AssetsDefinition | AssetKey], *,
         _log_events(monitoring, list(evaluations.values()), alerts, str(report))
         for m in new:
             cursor[m.key.to_user_string()] = max(cursor.get(m.key.to_user_string(), 0), m.event.storage_id)
+        for key, event in observed:
+            name = _OBSERVED + key.to_user_string()
+            cursor[name] = max(cursor.get(name, 0), event.storage_id)
         return SensorResult(asset_events=check_events, cursor=json.dumps(cursor, sort_keys=True))
 
     return _sensor
+
+
+_OBSERVED = "observed:"  # the cursor's entries for observations (asset key strings hold no colon)
+
+
+def _carried_records(events: Sequence[EventLogRecord], context: SensorEvaluationContext) -> list[Any]:
+    """Every record the events carry whole; one that cannot be read is named and left out."""
+    records = []
+    for event in events:
+        carrier = event.asset_materialization or event.asset_observation
+        try:
+            records += records_in(carrier.metadata if carrier else None)
+        except ValueError as exc:
+            context.log.warning(f"planwise-monitoring: event {event.storage_id} carries a record that cannot be read "
+                                f"({redact(str(exc))}); left out")
+    return records
 
 
 def _log_events(monitoring: MonitoringResource, evaluations: list[Evaluation], alerts: list[Alert],

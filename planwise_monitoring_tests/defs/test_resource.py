@@ -70,7 +70,7 @@ def test_the_rules_are_reread_when_the_file_changes(tmp_path: Path):
     assert resource.get_sla_rules().resolve("c", "T").sla_threshold_seconds == 99
 
 
-@pytest.mark.parametrize("field", ["databse_path", "database_url"])
+@pytest.mark.parametrize("field", ["databse_path", "databse_url"])
 def test_an_unknown_field_fails_naming_it(tmp_path: Path, field: str):
     """The issue: a typo was accepted and the records went to ./monitoring.duckdb."""
     with pytest.raises(ValidationError, match=rf"(?s){field}\n  Extra inputs are not permitted"):
