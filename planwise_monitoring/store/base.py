@@ -68,6 +68,22 @@ def is_postgres_url(target: str | Path) -> bool:
     return isinstance(target, str) and _POSTGRES_URL.match(target.strip()) is not None
 
 
+class BackendConnection:
+    """What both backends' connections share: explicit transactions on the driver's connection
+    ``raw`` (kept in autocommit mode between them)."""
+
+    raw: Any
+
+    def begin(self) -> None:
+        self.raw.execute("BEGIN")
+
+    def commit(self) -> None:
+        self.raw.execute("COMMIT")
+
+    def rollback(self) -> None:
+        self.raw.execute("ROLLBACK")
+
+
 class MonitoringStore:
     """Reads and writes the ``mon_*`` tables of one monitoring database. See the module docstring.
 

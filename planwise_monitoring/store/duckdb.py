@@ -32,7 +32,7 @@ from typing import Any
 
 import duckdb
 
-from .base import MonitoringStore, first_line, utcnow
+from .base import BackendConnection, MonitoringStore, first_line, utcnow
 from .errors import QueryError, StoreError, StoreLockedError
 from .performance import insert_values_sql
 from .rows import Rows
@@ -58,7 +58,7 @@ _write_locks: dict[str, threading.Lock] = {}
 _write_locks_guard = threading.Lock()
 
 
-class DuckDBConnection:
+class DuckDBConnection(BackendConnection):
     """A DuckDB connection as the store's queries use it (see :mod:`.base`); ``raw`` is DuckDB's."""
 
     dialect = "duckdb"
@@ -107,15 +107,6 @@ class DuckDBConnection:
 
     def frame(self, sql: str) -> Any:
         return self.raw.execute(sql).df()  # DuckDB's own conversion: NULL numbers as NaN, times as datetime64
-
-    def begin(self) -> None:
-        self.raw.execute("BEGIN")
-
-    def commit(self) -> None:
-        self.raw.execute("COMMIT")
-
-    def rollback(self) -> None:
-        self.raw.execute("ROLLBACK")
 
 
 class DuckDBStore(MonitoringStore):

@@ -41,7 +41,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.types.numeric import FloatLoader
 
 from ..redaction import redact, register_secret
-from .base import MonitoringStore, first_line, utcnow
+from .base import BackendConnection, MonitoringStore, first_line, utcnow
 from .errors import QueryError, StoreError, StoreLockedError
 from .rows import Rows
 from .schema import ensure_schema
@@ -55,7 +55,7 @@ _pool: dict[tuple[Any, ...], list[Any]] = {}
 _pool_lock = threading.Lock()
 
 
-class PostgresConnection:
+class PostgresConnection(BackendConnection):
     """A psycopg connection as the store's queries use it (see :mod:`.base`); ``raw`` is psycopg's."""
 
     dialect = "postgres"
@@ -130,15 +130,6 @@ class PostgresConnection:
             elif all(isinstance(v, (datetime, date)) for v in values):
                 df[name] = pd.to_datetime(df[name])
         return df
-
-    def begin(self) -> None:
-        self.raw.execute("BEGIN")
-
-    def commit(self) -> None:
-        self.raw.execute("COMMIT")
-
-    def rollback(self) -> None:
-        self.raw.execute("ROLLBACK")
 
 
 class PostgresStore(MonitoringStore):

@@ -119,3 +119,48 @@ def test_each_run_has_its_own_event_log_closed_at_the_end(tmp_path: Path):
             assert writer_for(monitoring.get_store()).event_log is None
     for name in ["a", "b"]:
         assert [e["event"] for e in read_events(tmp_path / f"{name}.jsonl")] == ["step_recorded"]
+
+
+def test_database_url_selects_postgresql_and_database_path_duckdb(tmp_path: Path, postgres_url: str):
+    from planwise_monitoring.store.duckdb import DuckDBStore
+    from planwise_monitoring.store.postgres import PostgresStore
+
+    assert isinstance(MonitoringResource(database_path=str(tmp_path / "m.duckdb")).get_store(), DuckDBStore)
+    store = MonitoringResource(database_url=postgres_url, database_schema="planwise").get_store()
+    assert isinstance(store, PostgresStore) and store.schema == "planwise"
+
+
+def test_database_url_from_an_environment_variable_reaches_the_step(postgres_url: str, monkeypatch):
+    from dagster import EnvVar
+
+    monkeypatch.setenv("PLANWISE_TEST_MONITORING_DB_URL", postgres_url)
+
+    @asset
+    @monitor_performance("SCD")
+    def scd_workforce_state(context: AssetExecutionContext):
+        return 1
+
+    resource = MonitoringResource(database_url=EnvVar("PLANWISE_TEST_MONITORING_DB_URL"), database_schema="planwise")
+    result = materialize([scd_workforce_state], resources={"monitoring": resource})
+    assert result.success
+    from planwise_monitoring.store import MonitoringStore
+
+    rows = MonitoringStore(postgres_url, schema="planwise").read_performance()
+    assert rows["simulation_run_id"].tolist() == [result.run_id]
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"database_path": "m.duckdb", "database_url": "postgresql://u@h/d"}, "not both"),
+    ({"database_url": " "}, "database_url must not be empty"),
+    ({"database_schema": "planwise"}, "database_schema applies to a PostgreSQL database_url only"),
+])
+def test_conflicting_or_empty_database_settings_are_refused(settings, message):
+    with pytest.raises(ValidationError, match=message):
+        MonitoringResource(**settings)
+
+
+def test_a_database_url_that_is_not_postgresql_is_a_clear_error():
+    from planwise_monitoring.store import StoreError
+
+    with pytest.raises(StoreError, match="database_url must be a postgresql:// URL"):
+        MonitoringResource(database_url="mysql://u@h/d").get_store()
