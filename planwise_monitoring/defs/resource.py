@@ -254,8 +254,10 @@ class MonitoringResource(ConfigurableResource):
         writer, self._writer = self._writer, None
         try:
             if writer is not None and not writer.flush(self.lock_timeout_seconds):
-                message = (f"planwise-monitoring: {len(writer.pending_ids())} record(s) of this run are not in "
-                           f"{writer.store.target} yet (locked?); they stay spooled and the next write stores them")
+                # the process's writer: under the in-process executor it may hold an earlier run's too
+                message = (f"planwise-monitoring: {len(writer.pending_ids())} record(s) of this process are not in "
+                           f"{writer.store.target} yet (it is locked or cannot be reached); they stay spooled in "
+                           f"{writer.store.spool.directory} and the next write stores them")
                 (context.log or log).warning(message)
         except Exception as exc:
             log.warning("planwise-monitoring: flushing at the end of the run failed: %s",

@@ -17,7 +17,7 @@ which backend it has.
 A backend's connection (what ``connect`` yields and sessions use) takes ``?`` and ``$name``
 parameters on both dialects and offers the few operations whose SQL differs: ``count`` (rows a
 statement changed), ``insert_rows``, ``insert_new`` (rows whose key is not stored yet),
-``lock_histories``, ``replace_table``, ``table_exists``, ``frame`` (a query as a DataFrame),
+``lock_histories``, ``take_turns``, ``replace_table``, ``table_exists``, ``frame`` (a query as a DataFrame),
 ``begin`` / ``commit`` / ``rollback``.
 """
 

@@ -93,7 +93,7 @@ class DuckDBConnection(BackendConnection):
     def lock_histories(self, keys: Sequence[tuple[str, str]]) -> None:
         """Nothing to do: the file's lock lets one writer in at a time."""
 
-    def lock_migrations(self) -> None:
+    def take_turns(self, name: str) -> None:
         """Nothing to do: the file's lock lets one writer in at a time."""
 
     def replace_table(self, table: str, sql: str, params: Any) -> None:

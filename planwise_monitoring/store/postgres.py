@@ -92,8 +92,10 @@ class PostgresConnection(BackendConnection):
         for lock_key in sorted({_lock_key(self.namespace, "history", *k) for k in keys}):
             self.execute("SELECT pg_advisory_xact_lock(?)", [lock_key])
 
-    def lock_migrations(self) -> None:
-        self.execute("SELECT pg_advisory_xact_lock(?)", [_lock_key(self.namespace, "migrations")])
+    def take_turns(self, name: str) -> None:
+        """Wait (until commit) for any other transaction doing ``name`` in this schema: migrating,
+        mirroring the SLA rules. Within a transaction only."""
+        self.execute("SELECT pg_advisory_xact_lock(?)", [_lock_key(self.namespace, name)])
 
     def replace_table(self, table: str, sql: str, params: Any) -> None:
         """Rebuild a report table in one transaction; two builds at once take turns."""
@@ -112,7 +114,12 @@ class PostgresConnection(BackendConnection):
             raise
 
     def table_exists(self, name: str) -> bool:
-        return bool(self.execute("SELECT to_regclass(?) IS NOT NULL", [name]).fetchone()[0])
+        # pg_tables, not to_regclass(): a statement's snapshot sees what another process committed
+        # while we waited on the migration lock; the relation cache behind to_regclass() does not
+        # until this transaction takes a lock on a table (the second of several processes opening
+        # a fresh database migrated again and failed with DuplicateTable).
+        return bool(self.execute("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables "
+                                 "WHERE schemaname = current_schema() AND tablename = ?)", [name]).fetchone()[0])
 
     def frame(self, sql: str) -> Any:
         """The query as a DataFrame typed as DuckDB's ``.df()`` types it, so callers see one

@@ -271,7 +271,7 @@ def ensure_schema(conn: Any, where: str, now: datetime) -> None:
     per-process "done" mark would outlive a DuckDB file removed and created again.
 
     Several processes may open a fresh database at once: in DuckDB the file's lock lets one
-    writer in at a time; in PostgreSQL ``lock_migrations`` takes an advisory lock, and each
+    writer in at a time; in PostgreSQL ``take_turns`` takes an advisory lock, and each
     process reads the version again once it holds it.
 
         ensure_schema(conn, "monitoring.duckdb", now=utcnow())   # a no-op the second time
@@ -283,7 +283,7 @@ def ensure_schema(conn: Any, where: str, now: datetime) -> None:
         return
     conn.begin()
     try:
-        conn.lock_migrations()  # PostgreSQL: processes opening a fresh database take turns here
+        conn.take_turns("migrations")  # PostgreSQL: processes opening a fresh database take turns here
         version = current_version(conn)
         if version > SCHEMA_VERSION:
             raise _newer(where, version)

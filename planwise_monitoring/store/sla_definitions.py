@@ -58,7 +58,10 @@ def sla_rows(rules: Any) -> tuple[SlaRow, ...] | None:
 
 def sync_sla_definitions(conn: Any, rows: tuple[SlaRow, ...]) -> None:
     """Make the active rows of ``mon_sla_definitions`` exactly ``rows``: update what changed,
-    deactivate what is gone (kept, for the history), insert what is new."""
+    deactivate what is gone (kept, for the history), insert what is new. Inside the caller's
+    transaction; writers that start together take turns (each would otherwise find the table
+    without the others' rows and insert every rule again)."""
+    conn.take_turns("sla_definitions")
     wanted = {r.key: r for r in rows}
     existing = conn.execute(
         "SELECT sla_id, component_name, component_type, sla_threshold_seconds, warning_threshold_seconds, "

@@ -132,6 +132,6 @@ def test_a_locked_database_at_run_end_leaves_the_record_spooled_and_says_so(db_p
         result = materialize([scd_workforce_state], partition_key="2026", instance=instance,
                              resources={"monitoring": monitoring})
         assert result.success
-        assert "1 record(s) of this run are not in" in logged(instance, result.run_id)
+        assert "1 record(s) of this process are not in" in logged(instance, result.run_id)
     assert monitoring.flush()
     assert sorted(monitoring.get_store().read_performance()["simulation_year"]) == [2025, 2026]
