@@ -51,6 +51,10 @@ _BATCH_PARAMETERS = 30_000  # PostgreSQL takes at most 65,535 parameters in one 
 _STATEMENT_TIMEOUT_MS = 300_000  # a runaway query (a user's, a report at 10 M rows) ends in 5 minutes
 _MAX_IDLE = 4  # idle connections kept per database and kind in each process
 
+# type OIDs: int2, int4, int8, float4, float8, numeric; date, timestamp, timestamptz
+_NUMBER_TYPES = frozenset({21, 23, 20, 700, 701, 1700})
+_TIME_TYPES = frozenset({1082, 1114, 1184})
+
 _pool: dict[tuple[Any, ...], list[Any]] = {}
 _pool_lock = threading.Lock()
 
@@ -126,11 +130,17 @@ class PostgresConnection(BackendConnection):
         thing on either backend: numbers with NULLs as float64 (NaN), dates as datetime64."""
         import pandas as pd
 
-        rows = Rows.of(self.raw.execute(sql))
+        cur = self.raw.execute(sql)
+        kinds = {d.name: d.type_code for d in cur.description}
+        rows = Rows.of(cur)
         df = rows.df()
         for name in df.columns:
             values = [v for v in rows.column(name) if v is not None]
-            if not values:
+            if not values:  # all NULL: typed by the column's type, as DuckDB types it (NaN, NaT)
+                if len(df) and kinds[name] in _NUMBER_TYPES:
+                    df[name] = df[name].astype("float64")
+                elif len(df) and kinds[name] in _TIME_TYPES:
+                    df[name] = pd.to_datetime(df[name])
                 continue
             if len(values) < len(df) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
                 df[name] = df[name].astype("float64")
@@ -205,6 +215,10 @@ class PostgresStore(MonitoringStore):
             conn = PostgresConnection(raw, self.schema or "public")
             if not read_only:
                 ensure_schema(conn, self.target, utcnow())
+            elif not conn.table_exists("mon_schema_version"):
+                # As a DuckDB file that does not exist yet: a clear error, not "relation does not exist".
+                healthy = True
+                raise StoreError(f"monitoring database {self.target} does not exist yet (nothing was recorded)")
             yield conn
             healthy = raw.info.transaction_status == TransactionStatus.IDLE
         except pg_errors.LockNotAvailable:
@@ -300,14 +314,16 @@ class PostgresStore(MonitoringStore):
 _TOKEN = re.compile(r"""
       (?P<space>\s+)
     | (?P<comment>--[^\n]*|/\*.*?\*/)
-    | (?P<string>[EeBbXxUu]?'(?:[^']|'')*')
+    | (?P<string>[Ee]'(?:[^'\\]|\\.|'')*'|[BbXxUu]?'(?:[^']|'')*')
     | (?P<dollar>\$(?P<tag>[A-Za-z_]\w*)?\$.*?\$(?P=tag)\$)
+    | (?P<uident>[Uu]&"(?:[^"]|"")*")
     | (?P<ident>"(?:[^"]|"")*")
     | (?P<word>[A-Za-z_][\w$]*)
     | (?P<semicolon>;)
     | (?P<other>.)
 """, re.X | re.S)
 _QUERY_STARTS = {"select", "with", "values", "table", "("}
+_WRITES = {"insert", "update", "delete", "merge"}  # right after "(": a data-modifying WITH query
 _ROW_LOCKS = {"update", "share"}  # after FOR: FOR UPDATE, FOR NO KEY UPDATE, FOR SHARE, FOR KEY SHARE
 # Functions that read or write server files, change settings, take locks, signal backends, use
 # sequences, or run SQL text of their own (which no check here could see into).
@@ -344,7 +360,11 @@ def check_select(sql: str) -> tuple[str, bool]:
     if not words or words[0] not in _QUERY_STARTS:
         raise QueryError(f"only SELECT queries are allowed (got {(words[0] if words else 'EXPLAIN').upper()})")
     for i, (kind, text) in enumerate(code):
+        if kind == "uident":  # its name is only known once decoded, so no check here could see it
+            raise QueryError('Unicode-escaped names (U&"...") are not allowed in a query')
         name = text.strip('"').lower() if kind in ("word", "ident") else None
+        if kind == "word" and name in _WRITES and i and code[i - 1][1] == "(":
+            raise QueryError(f"only SELECT queries are allowed (got {text.upper()} in a WITH query)")
         following = next((t for k, t in code[i + 1:]), None)
         if name and following == "(" and _DENIED_FUNCTION.fullmatch(name):
             raise QueryError(f"function {name}() is not allowed in a query")
@@ -364,17 +384,21 @@ def _psycopg_sql(sql: str) -> str:
     ``%(name)s``; a literal ``%`` doubled. Quoted strings, identifiers and comments are kept as
     they are (but for their ``%``, which psycopg reads everywhere)."""
     out = []
-    for m in _TOKEN.finditer(sql):
-        kind, text = m.lastgroup, m.group()
+    tokens = [(m.lastgroup, m.group()) for m in _TOKEN.finditer(sql)]
+    for i, (kind, text) in enumerate(tokens):
         if kind == "other" and text == "?":
             out.append("%s")
         elif kind == "other" and text == "%":
             out.append("%%")
-        elif kind in ("string", "dollar", "ident", "comment"):
+        elif kind == "other" and text == "$" and i + 1 < len(tokens) and tokens[i + 1][0] == "word":
+            out.append(f"%({tokens[i + 1][1]})s")  # $name in the SQL itself, not in a literal
+        elif kind == "word" and i and tokens[i - 1] == ("other", "$"):
+            continue  # the name of the $name just written
+        elif kind in ("string", "dollar", "uident", "ident", "comment"):
             out.append(text.replace("%", "%%"))
         else:
             out.append(text)
-    return re.sub(r"\$([A-Za-z_]\w*)", r"%(\1)s", "".join(out))
+    return "".join(out)
 
 
 def _insert_sql(table: str, columns: list[str], rows: int, suffix: str) -> str:
