@@ -127,7 +127,9 @@ class PostgresServer:
         """Initialise a cluster and start the server; raises PostgresServerError saying why it could not."""
         began = time.monotonic()
         self._ensure_binaries()
-        self.tmp_dir = Path(tempfile.mkdtemp(prefix="planwise-pg-"))
+        # In /tmp itself: a test may have pointed tempfile's directory into its own tmp_path,
+        # which user postgres cannot enter.
+        self.tmp_dir = Path(tempfile.mkdtemp(prefix="planwise-pg-", dir="/tmp"))
         try:
             self.socket_dir.mkdir()
             shutil.chown(self._tmp, _OS_USER, _OS_USER)

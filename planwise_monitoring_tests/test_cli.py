@@ -2,6 +2,7 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,10 +14,18 @@ from planwise_monitoring.recording.records import FAILED
 from planwise_monitoring.store.duckdb import MonitoringStore
 
 from .factories import make_record
+from .store.backends import BACKENDS, Backend, open_backend
 
 
-def test_alerts_list_and_ack(db_path, capsys):
-    store = MonitoringStore(db_path)
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path) -> Iterator[Backend]:
+    """The monitoring database, once a DuckDB file and once a fresh PostgreSQL database."""
+    with open_backend(request, tmp_path) as b:
+        yield b
+
+
+def test_alerts_list_and_ack(backend, capsys):
+    store = backend.store()
     record = make_record()
     store.write([record])
     config = parse_alert_config({"channels": {"log": {"type": "log"}}}, "test")
@@ -25,66 +34,72 @@ def test_alerts_list_and_ack(db_path, capsys):
         scenario="baseline", title="SLA_BREACH: scd_workforce_state 2025", message="130s against 120s",
         performance_id=record.performance_id,
     )])
-    assert main(["--db", str(db_path), "alerts", "list"]) == 0
+    assert main(["--db", backend.target, "alerts", "list"]) == 0
     out = capsys.readouterr().out
     assert "SLA_BREACH: scd_workforce_state 2025" in out and "sent" in out
     alert_id = str(store.alerts()["alert_id"].iloc[0])
-    assert main(["--db", str(db_path), "alerts", "ack", alert_id[:8]]) == 0
+    assert main(["--db", backend.target, "alerts", "ack", alert_id[:8]]) == 0
     assert store.alerts()["status"].tolist() == ["acknowledged"]
-    assert main(["--db", str(db_path), "alerts", "ack", alert_id[:8]]) == 2  # nothing left to acknowledge
+    assert main(["--db", backend.target, "alerts", "ack", alert_id[:8]]) == 2  # nothing left to acknowledge
     assert "no unacknowledged alert" in capsys.readouterr().err
 
 
-def test_errors_are_one_line_without_a_traceback(tmp_path, capsys):
-    assert main(["--db", str(tmp_path / "missing.duckdb"), "alerts", "list"]) == 2
+def test_errors_are_one_line_without_a_traceback(backend, capsys):
+    """DuckDB: no file yet; PostgreSQL: a database without our tables."""
+    assert main(["--db", backend.target, "alerts", "list"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("planwise-monitoring: monitoring database") and "does not exist yet" in err
-    assert "Traceback" not in err
+    assert err.count("\n") == 1 and "Traceback" not in err
 
 
-def test_flush_writes_spooled_records(db_path, capsys):
-    store = MonitoringStore(db_path)
+def test_flush_writes_spooled_records(backend, capsys):
+    store = backend.store()
     record = make_record()
     store.spool.put(record.performance_id, record.to_json())
-    assert main(["--db", str(db_path), "flush"]) == 0
+    assert main(["--db", backend.target, "flush"]) == 0
     assert "1 record(s) written" in capsys.readouterr().out
-    assert len(store.read_performance()) == 1
+    assert backend.performance_ids() == [record.performance_id] and store.spool.count() == 0
+    assert main(["--db", backend.target, "flush"]) == 0
+    assert "0 record(s) written" in capsys.readouterr().out
 
 
 # -- query, named queries, summary, prune -------------------------------------------------------
 
-def _cli(db_path, *argv) -> int:
-    return main(["--db", str(db_path), *argv])
+def _cli(target, *argv) -> int:
+    return main(["--db", str(target), *argv])
 
 
-def test_query_formats(db_path, capsys):
-    MonitoringStore(db_path).write([make_record(), make_record(simulation_year=2026, execution_time_seconds=20.0)])
+def test_query_formats(backend, capsys):
+    target = backend.target
+    backend.store().write([make_record(), make_record(simulation_year=2026, execution_time_seconds=20.0)])
     sql = "SELECT simulation_year, execution_time_seconds FROM mon_multi_year_performance ORDER BY 1"
-    assert _cli(db_path, "query", sql) == 0
+    assert _cli(target, "query", sql) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0].split() == ["simulation_year", "execution_time_seconds"] and table[2].split() == ["2026", "20.0"]
-    assert _cli(db_path, "query", sql, "--format", "csv") == 0
+    assert _cli(target, "query", sql, "--format", "csv") == 0
     assert capsys.readouterr().out == "simulation_year,execution_time_seconds\n2025,10.0\n2026,20.0\n"
-    assert _cli(db_path, "query", sql, "--format", "json") == 0
+    assert _cli(target, "query", sql, "--format", "json") == 0
     assert json.loads(capsys.readouterr().out) == [{"simulation_year": 2025, "execution_time_seconds": 10.0},
                                                    {"simulation_year": 2026, "execution_time_seconds": 20.0}]
 
 
-def test_query_truncation_is_reported_on_stderr(db_path, capsys):
-    MonitoringStore(db_path).write([])
-    assert _cli(db_path, "query", "SELECT * FROM range(5) t(i)", "--limit", "3", "--format", "csv") == 0
+def test_query_truncation_is_reported_on_stderr(backend, capsys):
+    backend.store().write([])
+    sql = "SELECT i FROM (VALUES (0), (1), (2), (3), (4)) AS t(i) ORDER BY i"
+    assert _cli(backend.target, "query", sql, "--limit", "3", "--format", "csv") == 0
     captured = capsys.readouterr()
     assert captured.out == "i\n0\n1\n2\n"
     assert captured.err == "planwise-monitoring: showing first 3 rows; use --limit to see more (0 for all)\n"
 
 
-def test_a_named_query(db_path, capsys):
-    MonitoringStore(db_path).write([make_record(sla_status=s) for s in ["WITHIN_SLA", "SLA_WARNING", "SLA_BREACH",
+def test_a_named_query(backend, capsys):
+    target = backend.target
+    backend.store().write([make_record(sla_status=s) for s in ["WITHIN_SLA", "SLA_WARNING", "SLA_BREACH",
                                                                          "SLA_BREACH"]])
-    assert _cli(db_path, "sla-compliance", "--format", "json") == 0
+    assert _cli(target, "sla-compliance", "--format", "json") == 0
     [row] = json.loads(capsys.readouterr().out)
     assert row["component_name"] == "scd_workforce_state" and row["sla_compliance_pct"] == 50.0
-    assert _cli(db_path, "trend", "scd_workforce_state") == 0
+    assert _cli(target, "trend", "scd_workforce_state") == 0
     assert capsys.readouterr().out.splitlines()[1].split()[:8] == [
         "scd_workforce_state", "SCD", "2025", "baseline", "2026-01-01", "4", "0", "2"]
 
@@ -101,10 +116,11 @@ def test_bad_sql_is_one_line_without_a_traceback(db_path, capsys, sql, message):
     assert captured.err == message and captured.out == ""
 
 
-def test_query_of_a_missing_database(tmp_path, capsys):
-    assert main(["--db", str(tmp_path / "missing.duckdb"), "failed-runs"]) == 2
-    assert "does not exist yet" in capsys.readouterr().err
-    assert not (tmp_path / "missing.duckdb").exists()
+def test_query_of_a_missing_database(backend, capsys):
+    assert main(["--db", backend.target, "failed-runs"]) == 2
+    assert main(["--db", backend.target, "query", "SELECT 1"]) == 2
+    assert capsys.readouterr().err.count("does not exist yet") == 2
+    assert not backend.store().exists()  # a read created nothing
 
 
 def test_summary_prints_the_runs_summary_file(db_path, tmp_path, capsys):
@@ -115,8 +131,9 @@ def test_summary_prints_the_runs_summary_file(db_path, tmp_path, capsys):
     assert capsys.readouterr().out == "simulation run-7: 3 years, 42 s\n"
 
 
-def test_summary_computed_from_the_runs_rows(db_path, tmp_path, capsys):
-    MonitoringStore(db_path).write([
+def test_summary_computed_from_the_runs_rows(backend, tmp_path, capsys):
+    target = backend.target
+    backend.store().write([
         make_record(simulation_run_id="run-9", execution_time_seconds=12.0),
         make_record(simulation_run_id="run-9", simulation_year=2026, execution_time_seconds=130.0,
                     sla_status="SLA_BREACH"),
@@ -124,21 +141,22 @@ def test_summary_computed_from_the_runs_rows(db_path, tmp_path, capsys):
                     error_class="KeyError", execution_time_seconds=1.0),
         make_record(simulation_run_id="other-run", execution_time_seconds=500.0),
     ])
-    assert _cli(db_path, "summary", "run-9", "--artifacts", str(tmp_path / "none")) == 0
+    assert _cli(target, "summary", "run-9", "--artifacts", str(tmp_path / "none")) == 0
     out = capsys.readouterr().out
     assert "steps: 3 (2 succeeded, 1 failed)" in out and "143.0s of step time" in out
     assert re.search(r"scd_workforce_state\s+SCD\s+12\.00\s+130\.00\s+142\.00", out)
     assert "SLA compliance: 50% of 2 judged step(s)" in out
     assert "SLA_BREACH   scd_workforce_state 2026: 130.00s against 120s" in out
     assert "fct_yearly_events 2025: KeyError" in out and "500" not in out
-    assert _cli(db_path, "summary", "no-such-run") == 2
+    assert _cli(target, "summary", "no-such-run") == 2
     assert capsys.readouterr().err == "planwise-monitoring: no monitored steps recorded for run 'no-such-run'\n"
-    assert _cli(db_path, "summary", "../etc") == 2
+    assert _cli(target, "summary", "../etc") == 2
     assert "not a run id" in capsys.readouterr().err
 
 
-def test_prune_keeps_the_window_and_reports_what_it_removed(db_path, capsys):
-    store = MonitoringStore(db_path)
+def test_prune_keeps_the_window_and_reports_what_it_removed(backend, capsys):
+    target = backend.target
+    store = backend.store()
     now = datetime.now(UTC).replace(tzinfo=None)
     old, recent = now - timedelta(days=120), now - timedelta(days=10)
     store.write([make_record(execution_start_time=old), make_record(execution_start_time=old),
@@ -146,7 +164,7 @@ def test_prune_keeps_the_window_and_reports_what_it_removed(db_path, capsys):
     with store.session() as s:
         s.insert_run_failure({"dagster_run_id": "old", "job_name": "j", "failed_at": old})
         s.insert_run_failure({"dagster_run_id": "new", "job_name": "j", "failed_at": recent})
-    assert _cli(db_path, "prune", "--older-than", "90d") == 0
+    assert _cli(target, "prune", "--older-than", "90d") == 0
     out = capsys.readouterr().out
     assert out.startswith("removed rows older than 90 days (before ")
     counts = dict(line.split() for line in out.splitlines()[1:])
@@ -169,9 +187,9 @@ def test_a_bad_prune_age_is_a_usage_error(db_path, capsys, argv):
     assert exited.value.code == 2 and "expected a positive age like 90d" in capsys.readouterr().err
 
 
-def test_prune_of_a_missing_database_does_not_create_it(tmp_path, capsys):
-    assert main(["--db", str(tmp_path / "missing.duckdb"), "prune", "--older-than", "90d"]) == 2
-    assert "does not exist yet" in capsys.readouterr().err and not (tmp_path / "missing.duckdb").exists()
+def test_prune_of_a_missing_database_does_not_create_it(backend, capsys):
+    assert main(["--db", backend.target, "prune", "--older-than", "90d"]) == 2
+    assert "does not exist yet" in capsys.readouterr().err and not backend.store().exists()
 
 
 @pytest.mark.parametrize("argv", [[], ["query"], ["sla-compliance"], ["trend"], ["summary"], ["prune"]])
@@ -191,12 +209,13 @@ def test_the_command_line_imports_neither_dagster_nor_pandas():
     assert result.stdout.strip() == "[]"
 
 
-def test_a_read_command_runs_without_importing_dagster_or_pandas(db_path):
-    MonitoringStore(db_path).write([make_record(sla_status="SLA_BREACH")])
+def test_a_read_command_runs_without_importing_dagster_or_pandas(backend):
+    backend.store().write([make_record(sla_status="SLA_BREACH")])
     code = ("import sys\nfrom planwise_monitoring.cli import main\n"
-            f"assert main(['--db', {str(db_path)!r}, 'sla-compliance']) == 0\n"
-            f"assert main(['--db', {str(db_path)!r}, 'trend', 'scd_workforce_state', '--format', 'csv']) == 0\n"
+            f"assert main(['--db', {backend.target!r}, 'sla-compliance']) == 0\n"
+            f"assert main(['--db', {backend.target!r}, 'trend', 'scd_workforce_state', '--format', 'csv']) == 0\n"
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'dagster', 'pandas', 'numpy'}))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            env=backend.env())
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "[]" and "scd_workforce_state" in result.stdout

@@ -9,6 +9,7 @@ from planwise_monitoring.reporting.assets import build_monitoring_assets, build_
 from planwise_monitoring.store.duckdb import MonitoringStore
 
 from ..factories import make_record
+from ..store.backends import Backend
 
 
 def check_reports_against_hand_computation(store: MonitoringStore) -> None:
@@ -39,8 +40,8 @@ def check_reports_against_hand_computation(store: MonitoringStore) -> None:
             round(100 * (group.sla_status != "SLA_BREACH").mean(), 2))
 
 
-def test_reports_match_a_hand_computation_and_carry_headline_metadata(db_path):
-    store = MonitoringStore(db_path)
+def test_reports_match_a_hand_computation_and_carry_headline_metadata(backend: Backend):
+    store = backend.store()
     now = datetime.utcnow()
     statuses = ["WITHIN_SLA", "WITHIN_SLA", "SLA_WARNING", "SLA_BREACH"]
     store.write([
@@ -50,9 +51,11 @@ def test_reports_match_a_hand_computation_and_carry_headline_metadata(db_path):
                     execution_start_time=now - timedelta(days=run, hours=year - 2024))
         for name in ["scd_workforce_state", "fct_yearly_events"] for year in [2025, 2026, 2027] for run in range(4)
     ])
-    monitoring = MonitoringResource(database_path=str(db_path))
+    monitoring = backend.resource()
     with DagsterInstance.ephemeral() as instance:
         result = materialize(build_monitoring_assets(), instance=instance, resources={"monitoring": monitoring})
+        # built again over the same tables (CREATE OR REPLACE; on PostgreSQL: drop and create in one transaction)
+        assert materialize(build_monitoring_assets(), instance=instance, resources={"monitoring": monitoring}).success
     check_reports_against_hand_computation(store)
     compliance = next(m for m in result.get_asset_materialization_events()
                       if m.asset_key.path == ["mon_sla_compliance"]).materialization.metadata

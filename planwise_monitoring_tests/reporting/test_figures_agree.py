@@ -10,14 +10,13 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance, asset, materialize
 
-from planwise_monitoring import MonitoringResource
 from planwise_monitoring.cli import main
 from planwise_monitoring.recording.records import FAILED
 from planwise_monitoring.reporting.assets import build_monitoring_assets
 from planwise_monitoring.reporting.summaries import run_summary
-from planwise_monitoring.store import MonitoringStore
 
 from ..factories import make_record
+from ..store.backends import Backend
 
 
 @asset
@@ -25,12 +24,12 @@ def simulation() -> None:
     """Stands for the monitored run whose summary is compared."""
 
 
-def _cli_json(db_path: Path, capsys: pytest.CaptureFixture[str], *argv: str) -> list[dict]:
-    assert main(["--db", str(db_path), *argv, "--format", "json"]) == 0
+def _cli_json(target: str, capsys: pytest.CaptureFixture[str], *argv: str) -> list[dict]:
+    assert main(["--db", target, *argv, "--format", "json"]) == 0
     return json.loads(capsys.readouterr().out)
 
 
-def test_assets_cli_and_run_summary_agree(db_path: Path, capsys: pytest.CaptureFixture[str]):
+def test_assets_cli_and_run_summary_agree(backend: Backend, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     midnight = datetime.now(UTC).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
     with DagsterInstance.ephemeral() as instance:
         run_id = materialize([simulation], instance=instance).run_id
@@ -48,15 +47,15 @@ def test_assets_cli_and_run_summary_agree(db_path: Path, capsys: pytest.CaptureF
                         status=FAILED, sla_status=None, error_class="KeyError",
                         execution_start_time=midnight + timedelta(minutes=50), execution_time_seconds=1.0),
         ]
-        store = MonitoringStore(db_path)
+        store = backend.store()
         store.write(records)
-        monitoring = MonitoringResource(database_path=str(db_path))
+        monitoring = backend.resource()
         result = materialize(build_monitoring_assets(), instance=instance, resources={"monitoring": monitoring})
         summary = run_summary(instance, instance.get_run_by_id(run_id), store)
 
     # SLA compliance: the asset's table and headline, the CLI, the run summary
     table = store.read_table("mon_sla_compliance").to_dict("records")
-    cli = _cli_json(db_path, capsys, "sla-compliance")
+    cli = _cli_json(backend.target, capsys, "sla-compliance")
     assert [(r["component_name"], r["judged_runs"], r["sla_breaches"], r["not_judged"], r["sla_compliance_pct"])
             for r in cli] == [
         ("scd_workforce_state", 4, 1, 0, 75.0), ("fct_yearly_events", 0, 0, 1, None)]
@@ -70,7 +69,7 @@ def test_assets_cli_and_run_summary_agree(db_path: Path, capsys: pytest.CaptureF
     assert summary["sla_compliance"]["judged_runs"] == 4
 
     # trend: a step counts on the UTC day it ended, in the asset and the CLI alike
-    trend_cli = _cli_json(db_path, capsys, "trend", "scd_workforce_state")
+    trend_cli = _cli_json(backend.target, capsys, "trend", "scd_workforce_state")
     days = {(r["simulation_year"], r["performance_date"]): (r["runs"], r["sla_breaches"]) for r in trend_cli}
     yesterday, today = str((midnight - timedelta(days=1)).date()), str(midnight.date())
     assert days == {(2025, yesterday): (1, 0), (2025, today): (1, 1), (2026, today): (2, 0)}
@@ -81,7 +80,7 @@ def test_assets_cli_and_run_summary_agree(db_path: Path, capsys: pytest.CaptureF
 
     # per-year time of a component: the sum of its attempts, in the summary file and the CLI's summary
     assert summary["per_year"]["2026"]["scd_workforce_state"] == 42.0
-    assert main(["--db", str(db_path), "summary", run_id, "--artifacts", str(db_path.parent / "none")]) == 0
+    assert main(["--db", backend.target, "summary", run_id, "--artifacts", str(tmp_path / "none")]) == 0
     text = capsys.readouterr().out
     assert "SLA compliance: 75% of 4 judged step(s)" in text
     assert " 42.00" in next(line for line in text.splitlines() if line.strip().startswith("scd_workforce_state"))

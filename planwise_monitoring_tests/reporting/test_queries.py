@@ -18,6 +18,7 @@ from planwise_monitoring.reporting.queries import QueryError, run_named, run_que
 from planwise_monitoring.store.duckdb import MonitoringStore
 
 from ..factories import lock_held_by_another_process, make_record
+from ..store.backends import Backend
 
 
 def _snapshot(db_path: Path) -> dict[str, list]:
@@ -28,9 +29,17 @@ def _snapshot(db_path: Path) -> dict[str, list]:
 
 @pytest.fixture
 def store(db_path: Path) -> MonitoringStore:
+    """A DuckDB file, for the tests of what DuckDB checks and refuses itself (see store/test_postgres.py)."""
     store = MonitoringStore(db_path, lock_timeout_seconds=5.0)
     store.write([make_record(), make_record(simulation_year=2026)])
     return store
+
+
+@pytest.fixture
+def seeded(backend: Backend) -> Backend:
+    """Either backend, with two records."""
+    backend.store().write([make_record(), make_record(simulation_year=2026)])
+    return backend
 
 
 REFUSED = [
@@ -68,9 +77,9 @@ def test_anything_but_a_read_is_refused_and_the_database_is_unchanged(store, db_
     assert sorted(tmp_path.rglob("*")) == files  # nothing written (out.csv, other.duckdb, export/)
 
 
-def test_a_refused_statement_names_its_type(store):
+def test_a_refused_statement_names_its_type(seeded: Backend):
     with pytest.raises(QueryError, match=r"^only SELECT queries are allowed \(got DELETE\)$"):
-        run_query(store, "delete from mon_alerts")
+        run_query(seeded.store(), "delete from mon_alerts")
 
 
 def test_bad_sql_is_a_query_error_with_duckdbs_first_line(store):
@@ -99,20 +108,20 @@ def test_limit_truncates_and_says_so(store):
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json"])
-def test_formats_parse_back(store, db_path, capsys, fmt):
+def test_formats_parse_back(seeded: Backend, capsys, fmt):
     sql = "SELECT performance_id, simulation_year, execution_start_time, error_message FROM mon_multi_year_performance"
-    assert main(["--db", str(db_path), "query", sql, "--format", fmt]) == 0
+    assert main(["--db", seeded.target, "query", sql, "--format", fmt]) == 0
     out = capsys.readouterr().out
     df = pd.read_csv(io.StringIO(out)) if fmt == "csv" else pd.DataFrame(json.loads(out))
-    expected = store.read_performance()
+    expected = seeded.store().read_performance()
     assert sorted(df["performance_id"]) == sorted(expected["performance_id"].astype(str))
     assert sorted(df["simulation_year"]) == [2025, 2026]
     assert pd.to_datetime(df["execution_start_time"]).tolist() == [datetime(2026, 1, 1, 12)] * 2
     assert df["error_message"].isna().all()
 
 
-def test_sla_compliance_matches_a_hand_count(db_path):
-    store = MonitoringStore(db_path)
+def test_sla_compliance_matches_a_hand_count(backend: Backend):
+    store = backend.store()
     statuses = ["WITHIN_SLA"] * 5 + ["SLA_WARNING"] * 2 + ["SLA_BREACH"] * 3
     store.write([make_record(component_name="fct_yearly_events", sla_status=s) for s in statuses]
                 + [make_record(component_name="fct_yearly_events", status=FAILED, sla_status=None)]
@@ -125,8 +134,8 @@ def test_sla_compliance_matches_a_hand_count(db_path):
     assert df.index[0] == "fct_yearly_events"  # worst first
 
 
-def test_slowest_components_and_trend_match_a_hand_computation(db_path):
-    store = MonitoringStore(db_path)
+def test_slowest_components_and_trend_match_a_hand_computation(backend: Backend):
+    store = backend.store()
     seconds = [3.0, 1.0, 7.0, 5.0, 2.0]
     start = datetime(2026, 3, 1, 9)
     records = [make_record(execution_time_seconds=s, execution_start_time=start + timedelta(hours=i))
@@ -152,8 +161,8 @@ def test_slowest_components_and_trend_match_a_hand_computation(db_path):
     assert not run_named(store, "trend", component="no_such_component")
 
 
-def test_failed_runs_newest_first_and_regressions_worst_first(db_path):
-    store = MonitoringStore(db_path)
+def test_failed_runs_newest_first_and_regressions_worst_first(backend: Backend):
+    store = backend.store()
     store.write([make_record(status=FAILED, sla_status=None, error_class="KeyError",
                              execution_start_time=datetime(2026, 1, 2), simulation_run_id="run-2")])
     with store.session() as s:

@@ -8,13 +8,13 @@ import json
 import logging
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from planwise_monitoring.store import MonitoringStore
 
 from ..factories import make_record
+from .backends import Backend
 
 
 def _bad_files(store: MonitoringStore) -> dict[str, str]:
@@ -22,8 +22,8 @@ def _bad_files(store: MonitoringStore) -> dict[str, str]:
     return {p.name: p.with_name(p.name + ".reason").read_text() for p in store.spool.directory.glob("*.bad")}
 
 
-def test_unreadable_spool_files_are_quarantined_and_the_others_land(db_path: Path):
-    store = MonitoringStore(db_path)
+def test_unreadable_spool_files_are_quarantined_and_the_others_land(backend: Backend):
+    store = backend.store()
     good = [make_record(), make_record()]
     for record in good:
         store.spool.put(record.performance_id, record.to_json())
@@ -42,10 +42,10 @@ def test_unreadable_spool_files_are_quarantined_and_the_others_land(db_path: Pat
     assert store.replay_spool() == 0  # nothing left to block a later replay
 
 
-def test_records_the_database_refuses_are_set_aside_one_by_one(db_path: Path, caplog):
+def test_records_the_database_refuses_are_set_aside_one_by_one(backend: Backend, caplog):
     """The batch insert fails on one value out of range; the store retries one by one, keeps the
     refused records as quarantined spool files and stores every other record."""
-    store = MonitoringStore(db_path)
+    store = backend.store()
     spooled = make_record()
     store.spool.put(spooled.performance_id, spooled.to_json())
     fine = make_record()
@@ -66,14 +66,14 @@ def test_records_the_database_refuses_are_set_aside_one_by_one(db_path: Path, ca
     assert store.spool.count() == 0
 
 
-@pytest.mark.parametrize("payload", [b"\xff\xfe\xfd", b'{"performance_id": 3}'])
-def test_flush_exits_cleanly_past_a_bad_file(db_path: Path, payload: bytes):
-    store = MonitoringStore(db_path)
+@pytest.mark.parametrize("payload", [b"\xff\xfe\xfd", b'{"performance_id": 3}'], ids=["not-utf8", "not-a-record"])
+def test_flush_exits_cleanly_past_a_bad_file(backend: Backend, payload: bytes):
+    store = backend.store()
     good = make_record()
     store.spool.put("bad", payload)
     store.spool.put(good.performance_id, good.to_json())
-    result = subprocess.run([sys.executable, "-m", "planwise_monitoring.cli", "--db", str(db_path), "flush"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-m", "planwise_monitoring.cli", "--db", backend.target, "flush"],
+                            capture_output=True, text=True, timeout=120, env=backend.env())
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("1 record(s) written")
     assert "Traceback" not in result.stderr

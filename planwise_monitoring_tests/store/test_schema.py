@@ -4,7 +4,6 @@ in is UTC whatever the machine's time zone."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import uuid
@@ -18,6 +17,7 @@ from planwise_monitoring.store.figures import sla_compliance, trend
 from planwise_monitoring.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 from ..factories import make_record
+from .backends import Backend
 
 
 def _version_2_file(path: Path) -> None:
@@ -110,11 +110,12 @@ print(json.dumps({"stamps": stamps, "removed": removed}))
 """
 
 
-def test_timestamps_the_database_fills_in_are_utc_in_any_time_zone(db_path: Path):
+def test_timestamps_the_database_fills_in_are_utc_in_any_time_zone(backend: Backend):
     before = datetime.now(UTC).replace(tzinfo=None)
     result = subprocess.run(
-        [sys.executable, "-c", _IN_LOS_ANGELES, str(db_path)], capture_output=True, text=True, timeout=120,
-        env={**os.environ, "TZ": "America/Los_Angeles"}, cwd=Path(__file__).parents[2])
+        [sys.executable, "-c", _IN_LOS_ANGELES, backend.target], capture_output=True, text=True, timeout=120,
+        env={**backend.env(), "TZ": "America/Los_Angeles", "PGTZ": "America/Los_Angeles"},
+        cwd=Path(__file__).parents[2])
     after = datetime.now(UTC).replace(tzinfo=None)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)

@@ -1,19 +1,20 @@
 from __future__ import annotations
 
 import multiprocessing
+import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from planwise_monitoring.evaluation.sla import SlaDefinition, SlaRules
 from planwise_monitoring.recording.records import FAILED
 from planwise_monitoring.store import MonitoringStore, StoreError, StoreLockedError
-from planwise_monitoring.store.schema import MIGRATIONS, SCHEMA_VERSION
+from planwise_monitoring.store.schema import MIGRATIONS, SCHEMA_VERSION, VERSION_TABLE, render
 from planwise_monitoring.store.writer import writer_for
 
 from ..factories import lock_held_by_another_process, make_record
+from .backends import Backend
 
 SEED_COLUMNS = {
     "mon_multi_year_performance": [
@@ -35,54 +36,58 @@ SEED_COLUMNS = {
 }
 
 
-def test_schema_has_the_seed_tables_and_columns_and_a_version(db_path: Path):
-    store = MonitoringStore(db_path)
+def test_schema_has_the_seed_tables_and_columns_and_a_version(backend: Backend):
+    store = backend.store()
     store.write([])
     store.write([])  # idempotent
-    with duckdb.connect(str(db_path), read_only=True) as conn:
-        for table, columns in SEED_COLUMNS.items():
-            have = {r[0] for r in conn.execute(f"DESCRIBE {table}").fetchall()}
-            assert set(columns) <= have, (table, set(columns) - have)
-        assert conn.execute("SELECT max(version), count(*) FROM mon_schema_version").fetchone() == (
+    for table, columns in SEED_COLUMNS.items():
+        have = backend.columns(table)
+        assert set(columns) <= have, (table, set(columns) - have)
+    with backend.raw() as conn:
+        assert tuple(conn.execute("SELECT max(version), count(*) FROM mon_schema_version").fetchone()) == (
             SCHEMA_VERSION, SCHEMA_VERSION)
 
 
-def test_an_older_database_is_migrated_and_keeps_its_rows(db_path: Path):
+def test_an_older_database_is_migrated_and_keeps_its_rows(backend: Backend):
     record = make_record()
-    with duckdb.connect(str(db_path)) as conn:  # a database as version 1 left it
-        conn.execute("CREATE TABLE mon_schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)")
+    with backend.raw() as conn:  # a database as version 1 left it
+        conn.execute(VERSION_TABLE)
         for statement in MIGRATIONS[1]:
-            conn.execute(statement)
+            conn.execute(render(statement, conn.dialect))
         conn.execute("INSERT INTO mon_schema_version (version) VALUES (1)")
         conn.execute("INSERT INTO mon_multi_year_performance (performance_id, simulation_run_id, simulation_id, scenario, "
                      "component_name, component_type, status, execution_start_time, execution_end_time, "
                      "execution_time_seconds) VALUES (?, 'r', 's', 'baseline', 'c', 'T', 'SUCCESS', now(), now(), 1.5)",
                      [record.performance_id])
-    store = MonitoringStore(db_path)
+    store = backend.store()
     store.write([])
     assert store.schema_version() == SCHEMA_VERSION
     assert store.read_performance()["execution_time_seconds"].tolist() == [1.5]
     assert len(store.read_table("mon_alerts")) == 0
+    with backend.raw() as conn:
+        assert conn.execute("SELECT version FROM mon_schema_version ORDER BY version").fetchall() == [
+            (v,) for v in range(1, SCHEMA_VERSION + 1)]
 
 
-def test_a_newer_schema_is_refused_with_a_clear_error(db_path: Path):
-    with duckdb.connect(str(db_path)) as conn:
+def test_a_newer_schema_is_refused_with_a_clear_error(backend: Backend):
+    with backend.raw() as conn:
         conn.execute("CREATE TABLE mon_schema_version (version INTEGER, applied_at TIMESTAMP)")
         conn.execute("INSERT INTO mon_schema_version VALUES (99, now())")
     with pytest.raises(StoreError, match="schema version 99, newer than"):
-        MonitoringStore(db_path).write([])
+        backend.store().write([])
 
 
-def test_write_ignores_ids_it_already_has(db_path: Path):
-    store = MonitoringStore(db_path)
+def test_write_ignores_ids_it_already_has(backend: Backend):
+    store = backend.store()
     record = make_record()
     assert store.write([record]) == 1
     assert store.write([record]) == 0
-    assert len(store.read_performance()) == 1
+    assert store.write([record, record]) == 0
+    assert backend.performance_ids() == [record.performance_id]
 
 
-def test_year_over_year_and_cumulative_time_come_from_the_history(db_path: Path):
-    store = MonitoringStore(db_path)
+def test_year_over_year_and_cumulative_time_come_from_the_history(backend: Backend):
+    store = backend.store()
     t0 = datetime(2026, 1, 1)
     store.write([make_record(simulation_year=2025, execution_time_seconds=10, execution_start_time=t0)])
     store.write([make_record(simulation_year=2026, execution_time_seconds=15, execution_start_time=t0 + timedelta(minutes=1))])
@@ -100,8 +105,8 @@ def test_year_over_year_and_cumulative_time_come_from_the_history(db_path: Path)
     assert cumulative == pytest.approx([10, 25, 22, 10 + 12 + 18, 1 + 10 + 12])
 
 
-def test_year_over_year_prefers_the_same_simulation(db_path: Path):
-    store = MonitoringStore(db_path)
+def test_year_over_year_prefers_the_same_simulation(backend: Backend):
+    store = backend.store()
     t0 = datetime(2026, 1, 1)
     store.write([make_record(simulation_id="a", simulation_year=2025, execution_time_seconds=10, execution_start_time=t0)])
     store.write([make_record(simulation_id="b", simulation_year=2025, execution_time_seconds=20, execution_start_time=t0 + timedelta(hours=1))])
@@ -109,8 +114,8 @@ def test_year_over_year_prefers_the_same_simulation(db_path: Path):
     assert store.read_performance()["year_over_year_change_pct"].iloc[-1] == pytest.approx(10.0)
 
 
-def test_spooled_records_are_replayed_exactly_once(db_path: Path):
-    store = MonitoringStore(db_path)
+def test_spooled_records_are_replayed_exactly_once(backend: Backend):
+    store = backend.store()
     records = [make_record() for _ in range(3)]
     for r in records:
         store.spool.put(r.performance_id, r.to_json())
@@ -124,8 +129,8 @@ def test_spooled_records_are_replayed_exactly_once(db_path: Path):
     assert df.set_index(df["performance_id"].astype(str)).loc[records[1].performance_id, "memory_usage_mb"] == 300.0
 
 
-def test_a_corrupt_spool_file_is_kept_aside_not_lost(db_path: Path):
-    store = MonitoringStore(db_path)
+def test_a_corrupt_spool_file_is_kept_aside_not_lost(backend: Backend):
+    store = backend.store()
     store.spool.put("broken", "{not json")
     good = make_record()
     store.spool.put(good.performance_id, good.to_json())
@@ -133,11 +138,11 @@ def test_a_corrupt_spool_file_is_kept_aside_not_lost(db_path: Path):
     assert (store.spool.directory / "broken.bad").read_text() == "{not json"
 
 
-def test_phases_are_stored_with_their_record(db_path: Path):
+def test_phases_are_stored_with_their_record(backend: Backend):
     from planwise_monitoring.recording.measure import PhaseTiming
 
     record = make_record(phases=(PhaseTiming("load", datetime(2026, 1, 1), 1.5), PhaseTiming("write", datetime(2026, 1, 1), 0.5)))
-    store = MonitoringStore(db_path)
+    store = backend.store()
     store.spool.put(record.performance_id, record.to_json())
     store.replay_spool()
     phases = store.read_table("mon_phase_timings").sort_values("phase_index")
@@ -145,8 +150,8 @@ def test_phases_are_stored_with_their_record(db_path: Path):
     assert phases["duration_seconds"].tolist() == [1.5, 0.5]
 
 
-def test_sla_definitions_are_mirrored_and_old_ones_deactivated(db_path: Path):
-    store = MonitoringStore(db_path)
+def test_sla_definitions_are_mirrored_and_old_ones_deactivated(backend: Backend):
+    store = backend.store()
     store.write([], SlaRules([SlaDefinition(10, 5, component_name="a", component_type="T")]))
     store.write([], SlaRules([SlaDefinition(20, 5, component_type="T")]))
     df = store.read_table("mon_sla_definitions")
@@ -164,42 +169,64 @@ def test_a_long_held_lock_fails_with_the_holder_named(db_path: Path):
     assert len(MonitoringStore(db_path).read_performance()) == 0
 
 
-def test_reading_a_missing_database_is_a_clear_error(tmp_path: Path):
-    with pytest.raises(StoreError, match="does not exist yet"):
-        MonitoringStore(tmp_path / "nope.duckdb").read_performance()
+def test_reading_a_database_nothing_was_recorded_in_is_a_clear_error(backend: Backend):
+    """DuckDB: no file yet; PostgreSQL: a database without our tables. A read creates neither."""
+    store = backend.store()
+    for read in (store.read_performance, store.alerts, lambda: store.read_table("mon_alerts")):
+        with pytest.raises(StoreError, match="does not exist yet"):
+            read()
+    assert not store.exists()
 
 
-def _hammer(db_path: str, count: int) -> None:
-    store = MonitoringStore(db_path, lock_timeout_seconds=0.2)
+_SHARED = uuid.UUID("6f1c7a52-8d7e-4c1e-9a53-000000000000")
+# processes, records each: every 4th record is the same in every process (same id)
+_HAMMER = {"duckdb": (4, 40), "postgres": (8, 200)}
+
+
+def _hammer(target: str, spool_dir: str, count: int, lock_timeout: float, component: str) -> None:
+    store = MonitoringStore(target, lock_timeout_seconds=lock_timeout, spool_dir=spool_dir)
     writer = writer_for(store)
+    run_id = f"pid-{multiprocessing.current_process().pid}"
+    t0 = datetime(2026, 1, 1)
     for i in range(count):
-        writer.submit(make_record(simulation_run_id=f"pid-{multiprocessing.current_process().pid}", simulation_year=2025 + i % 5))
+        at = dict(simulation_year=2025 + i % 5, execution_start_time=t0 + timedelta(seconds=i))
+        if i % 4 == 0:  # the same record, submitted by every process
+            record = make_record(performance_id=str(uuid.uuid5(_SHARED, str(i))), simulation_run_id="shared",
+                                 component_name="shared_component", **at)
+        else:
+            record = make_record(simulation_run_id=run_id, component_name=component, **at)
+        writer.submit(record)
 
 
-def test_many_processes_writing_at_once_lose_and_duplicate_nothing(db_path: Path):
-    MonitoringStore(db_path).write([])
+def test_many_processes_writing_at_once_lose_and_duplicate_nothing(backend: Backend, tmp_path: Path):
+    processes, count = _HAMMER[backend.name]
+    spool_dir = tmp_path / "shared.spool"  # one spool, as the processes of one machine share it
+    store = backend.store(spool_dir=spool_dir)
+    store.write([])
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_hammer, args=(str(db_path), 40)) for _ in range(4)]
+    lock_timeout = 1.0 if backend.is_postgres else 0.2
+    procs = [ctx.Process(target=_hammer, args=(backend.target, str(spool_dir), count, lock_timeout, f"component_{k % 3}"))
+             for k in range(processes)]
     for p in procs:
         p.start()
     for p in procs:
-        p.join(timeout=120)
+        p.join(timeout=300)
         assert p.exitcode == 0
-    store = MonitoringStore(db_path)
-    store.replay_spool()  # whatever a locked exit left behind
+    store.replay_spool()  # whatever a locked exit (or a direct write that gave up) left behind
+    shared = len(range(0, count, 4))
+    ids = backend.performance_ids()
+    assert len(ids) == len(set(ids)) == processes * (count - shared) + shared
     df = store.read_performance()
-    assert len(df) == 160
-    assert df["performance_id"].nunique() == 160
-    assert df.groupby("simulation_run_id").size().tolist() == [40] * 4
-    assert store.spool.count() == 0
+    assert sorted(df.groupby("simulation_run_id").size().tolist()) == [shared] + [count - shared] * processes
+    assert store.spool.count() == 0 and store.spool.quarantined_count() == 0
 
 
-def test_prune_removes_only_what_is_older_than_the_window(db_path: Path):
+def test_prune_removes_only_what_is_older_than_the_window(backend: Backend):
     from datetime import timedelta
 
     from planwise_monitoring.recording.measure import PhaseTiming
 
-    store = MonitoringStore(db_path)
+    store = backend.store()
     now = datetime(2026, 6, 1)
     old = make_record(execution_start_time=now - timedelta(days=120),
                       phases=(PhaseTiming("load", now - timedelta(days=120), 1.0),))
@@ -215,11 +242,11 @@ def test_prune_removes_only_what_is_older_than_the_window(db_path: Path):
     assert store.prune(timedelta(days=90), now=now)["mon_multi_year_performance"] == 0
 
 
-def test_sla_definitions_are_mirrored_from_plain_rows(db_path: Path):
+def test_sla_definitions_are_mirrored_from_plain_rows(backend: Backend):
     """The store takes the rows to mirror; it does not need the evaluation stage's SlaRules."""
     from planwise_monitoring.store.sla_definitions import SlaRow
 
-    store = MonitoringStore(db_path)
+    store = backend.store()
     rows = [SlaRow("a", None, 10.0, 5.0), SlaRow(None, None, 300.0, 240.0)]
     store.write([], rows)
     store.write([], list(rows))  # equal rows: nothing changes

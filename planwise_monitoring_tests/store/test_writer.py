@@ -19,6 +19,8 @@ from planwise_monitoring.store.duckdb import MonitoringStore
 from planwise_monitoring.store.writer import RecordWriter
 from planwise_monitoring_tests.factories import lock_held_by_another_process, make_record
 
+from .backends import Backend
+
 
 def _unwritable_spool(db_path: Path, system_tmp: Path) -> MonitoringStore:
     """A file where the spool directory should be, and where its fallback's parent should be."""
@@ -28,14 +30,14 @@ def _unwritable_spool(db_path: Path, system_tmp: Path) -> MonitoringStore:
     return MonitoringStore(db_path, spool_dir=blocked)
 
 
-def test_bad_figures_are_stored_as_null_with_a_warning(db_path: Path, caplog):
-    writer = RecordWriter(MonitoringStore(db_path))
+def test_bad_figures_are_stored_as_null_with_a_warning(backend: Backend, caplog):
+    writer = RecordWriter(backend.store())
     record = make_record(output_record_count=10**20)
     record = dataclasses.replace(record, cpu_seconds=math.nan, records_per_second=math.inf)
     with caplog.at_level(logging.WARNING, logger="planwise_monitoring"):
         writer.submit(record)
         assert writer.flush()
-    [row] = MonitoringStore(db_path).read_performance().to_dict("records")
+    [row] = backend.store().read_performance().to_dict("records")
     assert row["output_record_count"] is None or math.isnan(row["output_record_count"])
     assert math.isnan(row["cpu_seconds"]) and math.isnan(row["records_per_second"])  # NULL in pandas
     assert row["execution_time_seconds"] == 10.0
@@ -162,8 +164,8 @@ def test_flush_is_bounded_while_a_background_drain_waits_for_the_lock(db_path: P
     assert MonitoringStore(db_path).read_performance()["performance_id"].astype(str).tolist() == [record.performance_id]
 
 
-def test_submits_and_flushes_from_many_threads_lose_nothing(db_path: Path):
-    writer = RecordWriter(MonitoringStore(db_path, lock_timeout_seconds=5))
+def test_submits_and_flushes_from_many_threads_lose_nothing(backend: Backend):
+    writer = RecordWriter(backend.store(lock_timeout_seconds=5))
     submitted: list[str] = []
     lock = threading.Lock()
 
@@ -181,12 +183,12 @@ def test_submits_and_flushes_from_many_threads_lose_nothing(db_path: Path):
     for t in threads:
         t.join()
     assert writer.flush(timeout_seconds=30)
-    stored = MonitoringStore(db_path).read_performance()["performance_id"].astype(str)
+    stored = backend.store().read_performance()["performance_id"].astype(str)
     assert sorted(stored) == sorted(submitted) and len(set(stored)) == 60
 
 
-def test_a_quarantined_spool_file_is_reported_to_the_next_step(db_path: Path):
-    writer = RecordWriter(MonitoringStore(db_path))
+def test_a_quarantined_spool_file_is_reported_to_the_next_step(backend: Backend):
+    writer = RecordWriter(backend.store())
     writer.store.spool.put("bad", json.dumps({"performance_id": "nope"}))
     writer.submit(make_record())
     assert writer.flush()
