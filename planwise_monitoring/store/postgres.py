@@ -21,6 +21,7 @@ psycopg's, NUMERIC read as float (``round`` in the figures), and a user's read-o
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import math
@@ -57,6 +58,17 @@ _TIME_TYPES = frozenset({1082, 1114, 1184})
 
 _pool: dict[tuple[Any, ...], list[Any]] = {}
 _pool_lock = threading.Lock()
+
+
+@atexit.register
+def _close_idle_connections() -> None:
+    """At exit, after the writers' last flush (registered later, so run earlier): close what the pool holds."""
+    with _pool_lock:
+        idle = [raw for conns in _pool.values() for raw in conns]
+        _pool.clear()
+    for raw in idle:
+        with contextlib.suppress(Exception):
+            raw.close()
 
 
 class PostgresConnection(BackendConnection):
