@@ -36,7 +36,7 @@ ones (the package's own code only into the first: at 1 M rows its writes take se
 the largest history.
 
     .venv/bin/python benchmarks/store_backends.py [--rows 1000000,10000000] [--quick]
-        [--skip-postgres] [--skip-duckdb] [--seconds 8] [--patched-tree DIR] [--explain]
+        [--skip-postgres] [--skip-duckdb] [--skip-reads] [--seconds 8] [--patched-tree DIR] [--explain]
 """
 
 from __future__ import annotations
@@ -582,6 +582,7 @@ def main() -> None:
                         help="also run the PostgreSQL writers from this copy (repeatable)")
     parser.add_argument("--pg-stock", action="store_true", help="keep the test server's PostgreSQL settings")
     parser.add_argument("--skip-writes", action="store_true", help="reads and bytes per row only")
+    parser.add_argument("--skip-reads", action="store_true", help="ingestion and bytes per row only")
     parser.add_argument("--explain", action="store_true", help="EXPLAIN ANALYZE PostgreSQL reads over target")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -656,8 +657,9 @@ def main() -> None:
                                           + f"); {per_row:.1f} bytes/row ({detail})")
                 print(loads[(rows, backend)], flush=True)
                 store = MonitoringStore(target, lock_timeout_seconds=30.0)
-                results[(rows, backend)] = time_reads(store)
-                if rows == max(sizes):
+                if not args.skip_reads:
+                    results[(rows, backend)] = time_reads(store)
+                if rows == max(sizes) and not args.skip_reads:
                     limit = SECONDS_TARGET[backend]
                     for name, (median, first, _) in results[(rows, backend)].items():
                         verdicts.append((f"{backend} {name} at {rows:,} rows: {median:.3f} s (first {first:.3f} s)",
