@@ -35,59 +35,61 @@ def insert_values_sql(table: str, columns: list[str], rows: int, on_conflict: bo
 
 # Year-over-year change and cumulative time are a function of the history as of each row's end:
 #  - year over year: against the latest successful run of the same component and scenario in the
-#    previous year that ended before this row did, preferring a run of the same simulation;
-#  - cumulative: this row plus, for each earlier year of the same simulation, its latest successful
-#    run that ended before this row did (a re-run year counts once).
-# Recomputed for the new rows and for the later-year rows a late (replayed) row can change.
-# Portable SQL (window functions, not DuckDB's arg_max); ties on the end time go to the larger id.
-_UPDATE_HISTORY_COLUMNS = """
-    UPDATE mon_multi_year_performance AS upd
-    SET year_over_year_change_pct = derived.yoy, cumulative_execution_time_seconds = derived.cumulative
-    FROM (
-    WITH new AS (
-        SELECT * FROM mon_multi_year_performance WHERE performance_id IN (SELECT unnest(?::UUID[]))
-    ),
-    target AS (
-        SELECT performance_id, component_name, scenario, simulation_id, simulation_year, status,
-               execution_time_seconds, execution_end_time
-        FROM new
-        UNION
-        SELECT t.performance_id, t.component_name, t.scenario, t.simulation_id, t.simulation_year, t.status,
-               t.execution_time_seconds, t.execution_end_time
-        FROM mon_multi_year_performance t
-        JOIN new n ON t.component_name = n.component_name AND t.scenario = n.scenario
-             AND t.simulation_year > n.simulation_year AND t.execution_end_time >= n.execution_end_time
-    ),
-    previous AS (
-        SELECT performance_id, seconds FROM (
-            SELECT t.performance_id, p.execution_time_seconds AS seconds,
-                   row_number() OVER (PARTITION BY t.performance_id
-                                      ORDER BY CASE WHEN p.simulation_id = t.simulation_id THEN 1 ELSE 0 END DESC,
-                                               p.execution_end_time DESC, p.performance_id DESC) AS pick
-            FROM target t JOIN mon_multi_year_performance p
-              ON p.component_name = t.component_name AND p.scenario = t.scenario
-             AND p.simulation_year = t.simulation_year - 1 AND p.status = 'SUCCESS'
-             AND p.execution_end_time <= t.execution_end_time
-        ) ranked WHERE pick = 1
-    ),
-    earlier AS (
-        SELECT performance_id, sum(seconds) AS seconds FROM (
-            SELECT t.performance_id, p.execution_time_seconds AS seconds,
-                   row_number() OVER (PARTITION BY t.performance_id, p.simulation_year
-                                      ORDER BY p.execution_end_time DESC, p.performance_id DESC) AS pick
-            FROM target t JOIN mon_multi_year_performance p
-              ON p.component_name = t.component_name AND p.simulation_id = t.simulation_id
-             AND p.simulation_year < t.simulation_year AND p.status = 'SUCCESS'
-             AND p.execution_end_time <= t.execution_end_time
-        ) ranked WHERE pick = 1 GROUP BY performance_id
+#    previous year that ended before this row did (or when it did), preferring a run of the same
+#    simulation: the same simulation's is looked up first, any simulation's only if it has none;
+#  - cumulative: this row plus, for each earlier year of the same simulation (and component), its
+#    latest successful run that ended before this row did (a re-run year counts once).
+# Ties on the end time go to the larger id. Recomputed for the new rows and for the later-year rows
+# of the same component and scenario that ended when or after one did, which a late (replayed) row
+# can change. Each figure is a top-1 lookup per row (ORDER BY ... LIMIT 1), which PostgreSQL answers
+# from one index probe, not a join against the whole history; portable SQL, the same text on both
+# backends (no DISTINCT ON, no arg_max).
+
+# The later-year rows a new row can change. The new rows are read once (MATERIALIZED), and the bound
+# on their earliest end (the second ?) is implied by the join: it lets PostgreSQL read the few rows
+# that ended since through the end-time index, not every later year's rows of each component.
+_LATER_ROWS = """
+    WITH new AS MATERIALIZED (
+        SELECT component_name, scenario, simulation_year, execution_end_time
+        FROM mon_multi_year_performance WHERE performance_id IN (SELECT unnest(?::UUID[]))
     )
-    SELECT t.performance_id,
-           CASE WHEN t.status = 'SUCCESS' AND previous.seconds > 0
-                THEN (t.execution_time_seconds - previous.seconds) / previous.seconds * 100 END AS yoy,
-           t.execution_time_seconds + coalesce(earlier.seconds, 0) AS cumulative
-    FROM target t
-    LEFT JOIN previous USING (performance_id)
-    LEFT JOIN earlier USING (performance_id)
+    SELECT DISTINCT t.performance_id
+    FROM mon_multi_year_performance t
+    JOIN new n ON t.component_name = n.component_name AND t.scenario = n.scenario
+     AND t.simulation_year > n.simulation_year AND t.execution_end_time >= n.execution_end_time
+    WHERE t.execution_end_time >= ?
+"""
+
+_LATEST_SUCCESS = "p.status = 'SUCCESS' AND p.execution_end_time <= t.execution_end_time " \
+                  "ORDER BY p.execution_end_time DESC, p.performance_id DESC LIMIT 1"
+
+_UPDATE_HISTORY_COLUMNS = f"""
+    UPDATE mon_multi_year_performance AS upd
+    SET year_over_year_change_pct = CASE WHEN derived.status = 'SUCCESS' AND derived.previous > 0
+            THEN (derived.execution_time_seconds - derived.previous) / derived.previous * 100 END,
+        cumulative_execution_time_seconds = derived.execution_time_seconds + coalesce(derived.earlier, 0)
+    FROM (
+        SELECT t.performance_id, t.status, t.execution_time_seconds,
+               coalesce(
+                   (SELECT p.execution_time_seconds FROM mon_multi_year_performance p
+                    WHERE p.simulation_id = t.simulation_id AND p.component_name = t.component_name
+                      AND p.scenario = t.scenario AND p.simulation_year = t.simulation_year - 1
+                      AND {_LATEST_SUCCESS}),
+                   (SELECT p.execution_time_seconds FROM mon_multi_year_performance p
+                    WHERE p.component_name = t.component_name AND p.scenario = t.scenario
+                      AND p.simulation_year = t.simulation_year - 1
+                      AND {_LATEST_SUCCESS})) AS previous,
+               (SELECT sum((SELECT p.execution_time_seconds FROM mon_multi_year_performance p
+                            WHERE p.simulation_id = t.simulation_id AND p.component_name = t.component_name
+                              AND p.simulation_year = earlier_year.simulation_year
+                              AND {_LATEST_SUCCESS}))
+                FROM (SELECT DISTINCT e.simulation_year FROM mon_multi_year_performance e
+                      WHERE e.simulation_id = t.simulation_id AND e.component_name = t.component_name
+                        AND e.simulation_year < t.simulation_year AND e.status = 'SUCCESS'
+                        AND e.execution_end_time <= t.execution_end_time) AS earlier_year) AS earlier
+        FROM mon_multi_year_performance t
+        WHERE t.performance_id IN (SELECT unnest(?::UUID[]))
+        OFFSET 0  -- each row's lookups once: PostgreSQL would inline them into each use in SET
     ) AS derived
     WHERE upd.performance_id = derived.performance_id
 """
@@ -115,5 +117,7 @@ def insert_records(conn: Any, records: Sequence[PerformanceRecord]) -> int:
               for r in new for i, p in enumerate(r.phases)]
     if phases:
         conn.insert_rows("mon_phase_timings", _PHASE_COLUMNS, phases)
-    conn.execute(_UPDATE_HISTORY_COLUMNS, [[r.performance_id for r in new]])
+    ids = [r.performance_id for r in new]
+    later = conn.execute(_LATER_ROWS, [ids, min(r.execution_end_time for r in new)]).fetchall()
+    conn.execute(_UPDATE_HISTORY_COLUMNS, [ids + [str(k) for (k,) in later]])
     return len(new)
