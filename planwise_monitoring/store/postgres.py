@@ -38,7 +38,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import errors as pg_errors
-from psycopg.pq import TransactionStatus
+from psycopg.pq import ConnStatus, TransactionStatus
 from psycopg.types.numeric import FloatLoader
 
 from ..redaction import redact, register_secret
@@ -48,7 +48,6 @@ from .rows import Rows
 from .schema import ensure_schema
 
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-_BATCH_PARAMETERS = 30_000  # PostgreSQL takes at most 65,535 parameters in one statement
 _STATEMENT_TIMEOUT_MS = 300_000  # a runaway query (a user's, a report at 10 M rows) ends in 5 minutes
 _MAX_IDLE = 4  # idle connections kept per database and kind in each process
 
@@ -57,6 +56,7 @@ _NUMBER_TYPES = frozenset({21, 23, 20, 700, 701, 1700})
 _TIME_TYPES = frozenset({1082, 1114, 1184})
 
 _pool: dict[tuple[Any, ...], list[Any]] = {}
+_types: dict[tuple[Any, ...], dict[str, str]] = {}  # (host, port, database, schema, table) -> column -> type
 _pool_lock = threading.Lock()
 
 
@@ -89,24 +89,35 @@ class PostgresConnection(BackendConnection):
         return max(self.execute(sql, params).rowcount, 0)
 
     def insert_rows(self, table: str, columns: list[str], rows: list[list[Any]]) -> None:
-        for chunk in _chunks(rows, len(columns)):
-            self.execute(_insert_sql(table, columns, len(chunk), "ON CONFLICT DO NOTHING"), [v for r in chunk for v in r])
+        if rows:
+            self.raw.execute(self._unnest_insert(table, columns, "ON CONFLICT DO NOTHING"), _column_arrays(rows))
 
     def insert_new(self, table: str, columns: list[str], rows: list[list[Any]], key: str) -> set[str]:
         """Insert the rows whose ``key`` is not stored; returns those keys. The primary key decides,
         so two writers inserting the same record at once store it once."""
-        new: set[str] = set()
-        for chunk in _chunks(rows, len(columns)):
-            cur = self.execute(_insert_sql(table, columns, len(chunk), f"ON CONFLICT ({key}) DO NOTHING RETURNING {key}"),
-                               [v for r in chunk for v in r])
-            new.update(str(k) for (k,) in cur.fetchall())
-        return new
+        if not rows:
+            return set()
+        cur = self.raw.execute(self._unnest_insert(table, columns, f"ON CONFLICT ({key}) DO NOTHING RETURNING {key}"),
+                               _column_arrays(rows))
+        return {str(k) for (k,) in cur.fetchall()}
+
+    def _unnest_insert(self, table: str, columns: list[str], suffix: str) -> str:
+        """``INSERT … SELECT * FROM unnest(%b::type[], …)`` (psycopg's own placeholders): one array
+        per column, so the statement has as many parameters as columns whatever the rows. psycopg
+        prepares it after a few uses (it does not prepare one with thousands of parameters), and the
+        server parses it once rather than a VALUES list per batch size. Sent in binary: dumping
+        arrays as text costs the client ~4 ms per 100 records, binary ~1 ms."""
+        types = _column_types(self.raw, self.namespace, table)
+        arrays = ", ".join(f"%b::{types[c]}[]" for c in columns)
+        return f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({arrays}) {suffix}"
 
     def lock_histories(self, keys: Sequence[tuple[str, str]]) -> None:
         """Take (until commit) the advisory lock of each (component, scenario) history, in one
-        order in every process, so writers of the same history take turns and never deadlock."""
-        for lock_key in sorted({_lock_key(self.namespace, "history", *k) for k in keys}):
-            self.execute("SELECT pg_advisory_xact_lock(?)", [lock_key])
+        order in every process, so writers of the same history take turns and never deadlock.
+        One statement: the keys sorted, and sorted again by the server before it locks each."""
+        lock_keys = sorted({_lock_key(self.namespace, "history", *k) for k in keys})
+        if lock_keys:
+            self.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(?::bigint[]) AS k ORDER BY k", [lock_keys])
 
     def take_turns(self, name: str) -> None:
         """Wait (until commit) for any other transaction doing ``name`` in this schema: migrating,
@@ -221,13 +232,21 @@ class PostgresStore(MonitoringStore):
         server errors (unreachable, refused, a lock not had within the timeout, a dropped
         connection) are raised as :class:`StoreError`, with no password in the message."""
         key = (os.getpid(), self.url, self.schema, read_only, self.lock_timeout_seconds)
-        raw = self._checkout(key, read_only)
+        raw, pooled = self._checkout(key, read_only)
         healthy = False
         try:
-            conn = PostgresConnection(raw, self.schema or "public")
-            if not read_only:
-                ensure_schema(conn, self.target, utcnow())
-            elif not conn.table_exists("mon_schema_version"):
+            try:
+                conn, exists = self._first_use(raw, read_only)
+            except (psycopg.OperationalError, psycopg.InterfaceError):
+                if not (pooled and raw.broken):
+                    raise
+                # The server dropped this pooled connection since it was pooled (a restart, a
+                # terminated backend), so likely the others too. The first statement only read,
+                # so it is simply run again on a new connection.
+                self._discard_idle(key)
+                raw = self._open(read_only)
+                conn, exists = self._first_use(raw, read_only)
+            if not exists:
                 # As a DuckDB file that does not exist yet: a clear error, not "relation does not exist".
                 healthy = True
                 raise StoreError(f"monitoring database {self.target} does not exist yet (nothing was recorded)")
@@ -240,19 +259,34 @@ class PostgresStore(MonitoringStore):
         finally:
             self._checkin(key, raw, healthy)
 
-    def _checkout(self, key: tuple[Any, ...], read_only: bool) -> Any:
+    def _first_use(self, raw: Any, read_only: bool) -> tuple[PostgresConnection, bool]:
+        """The connection, its schema brought up to date (writing) or whether our tables exist (reading)."""
+        conn = PostgresConnection(raw, self.schema or "public")
+        if not read_only:
+            ensure_schema(conn, self.target, utcnow())
+            return conn, True
+        return conn, conn.table_exists("mon_schema_version")
+
+    def _checkout(self, key: tuple[Any, ...], read_only: bool) -> tuple[Any, bool]:
+        """An idle pooled connection (True) or a new one (False). Not pinged, which would cost a
+        round trip per write: one the server has dropped is noticed at its first statement."""
         while True:
             with _pool_lock:
                 idle = _pool.get(key)
                 raw = idle.pop() if idle else None
             if raw is None:
-                return self._open(read_only)
-            try:
-                raw.execute("SELECT 1")  # a pooled connection the server has dropped since
-                return raw
-            except psycopg.Error:
-                with contextlib.suppress(Exception):
-                    raw.close()
+                return self._open(read_only), False
+            if not raw.closed and raw.info.status == ConnStatus.OK:
+                return raw, True
+            with contextlib.suppress(Exception):
+                raw.close()
+
+    def _discard_idle(self, key: tuple[Any, ...]) -> None:
+        with _pool_lock:
+            idle = _pool.pop(key, [])
+        for raw in idle:
+            with contextlib.suppress(Exception):
+                raw.close()
 
     def _checkin(self, key: tuple[Any, ...], raw: Any, healthy: bool) -> None:
         if healthy and not raw.closed:
@@ -270,6 +304,7 @@ class PostgresStore(MonitoringStore):
             "lock_timeout": f"{max(int(self.lock_timeout_seconds * 1000), 1)}ms",
             "statement_timeout": f"{_STATEMENT_TIMEOUT_MS}ms",
             "idle_in_transaction_session_timeout": f"{_STATEMENT_TIMEOUT_MS}ms",
+            "jit": "off",  # compiling costs more than a write's short statements (or a figure) take
         }
         if self.schema:
             settings["search_path"] = self.schema
@@ -413,15 +448,34 @@ def _psycopg_sql(sql: str) -> str:
     return "".join(out)
 
 
-def _insert_sql(table: str, columns: list[str], rows: int, suffix: str) -> str:
-    one = f"({', '.join(['?'] * len(columns))})"
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([one] * rows)} {suffix}"
+def _column_types(raw: Any, namespace: str, table: str) -> dict[str, str]:
+    """Each column's type without its modifier (``character varying``, not ``…(100)``: a cast to
+    it would cut a long value where the INSERT must refuse it), read once per table and process.
+    From the catalog by name, with the statement's snapshot (see ``table_exists``)."""
+    key = (raw.info.host, raw.info.port, raw.info.dbname, namespace, table)
+    types = _types.get(key)
+    if types is None:
+        rows = raw.execute(
+            "SELECT a.attname, format_type(a.atttypid, NULL) FROM pg_catalog.pg_attribute a "
+            "JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
+            "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace AND n.nspname = current_schema() "
+            "WHERE c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped", [table]).fetchall()
+        types = _types[key] = dict(rows)
+    return types
 
 
-def _chunks(rows: list[list[Any]], width: int) -> Iterator[list[list[Any]]]:
-    size = max(_BATCH_PARAMETERS // max(width, 1), 1)
-    for i in range(0, len(rows), size):
-        yield rows[i:i + size]
+def _column_arrays(rows: list[list[Any]]) -> list[list[Any]]:
+    """Rows as one list (a PostgreSQL array) per column. psycopg dumps a list of one Python type,
+    so a column of ints and floats (``execution_time_seconds=10`` beside ``12.5``) is made floats,
+    as the server casts each to the column's type either way."""
+    arrays = []
+    for values in zip(*rows, strict=True):
+        column = list(values)
+        kinds = {type(v) for v in column if v is not None}
+        if len(kinds) > 1 and all(issubclass(k, (int, float)) and not issubclass(k, bool) for k in kinds):
+            column = [None if v is None else float(v) for v in column]
+        arrays.append(column)
+    return arrays
 
 
 def _lock_key(*parts: str) -> int:
