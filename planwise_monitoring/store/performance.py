@@ -105,9 +105,6 @@ def insert_records(conn: Any, records: Sequence[PerformanceRecord]) -> int:
     unique = list({r.performance_id: r for r in records}.values())
     if not unique:
         return 0
-    # Two writers of the same component's history must take turns, or each derives its rows'
-    # history without the other's uncommitted rows (a no-op where one writer is all there is).
-    conn.lock_histories(sorted({(r.component_name, r.scenario) for r in unique}))
     rows = [[getattr(r, c) for c in _PERFORMANCE_COLUMNS] for r in unique]
     inserted = conn.insert_new("mon_multi_year_performance", _PERFORMANCE_COLUMNS, rows, key="performance_id")
     new = [r for r in unique if r.performance_id in inserted]
@@ -117,6 +114,11 @@ def insert_records(conn: Any, records: Sequence[PerformanceRecord]) -> int:
               for r in new for i, p in enumerate(r.phases)]
     if phases:
         conn.insert_rows("mon_phase_timings", _PHASE_COLUMNS, phases)
+    # Two writers of the same component's history take turns deriving it (a no-op where one writer
+    # is all there is), after inserting: the second one's statements see the first one's rows
+    # committed, and recompute those of them its own rows change, as for a late row. Deriving
+    # without taking turns, each would miss the other's uncommitted rows.
+    conn.lock_histories(sorted({(r.component_name, r.scenario) for r in new}))
     ids = [r.performance_id for r in new]
     later = conn.execute(_LATER_ROWS, [ids, min(r.execution_end_time for r in new)]).fetchall()
     conn.execute(_UPDATE_HISTORY_COLUMNS, [ids + [str(k) for (k,) in later]])

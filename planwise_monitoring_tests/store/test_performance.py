@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import pytest
@@ -95,10 +96,8 @@ def _reference(records: list[PerformanceRecord]) -> dict[str, tuple[float | None
     return out
 
 
-def test_any_order_of_arrival_gives_the_history_of_the_finished_store(backend: Backend):
-    """Simulations of two components in two scenarios, with re-runs, failures and ties on the end
-    time, written in shuffled batches (late years among them): every row ends as if written in order."""
-    rng = random.Random(7)
+def _simulations(rng: random.Random) -> list[PerformanceRecord]:
+    """Simulations of two components in two scenarios, with re-runs, failures and ties on the end time."""
     records = []
     for s in range(6):
         scenario = "baseline" if s % 2 else "high_growth"
@@ -110,11 +109,44 @@ def test_any_order_of_arrival_gives_the_history_of_the_finished_store(backend: B
                     records.append(ended(minute, simulation_id=f"sim-{s}", scenario=scenario, simulation_year=year,
                                          component_name=component, execution_time_seconds=rng.choice((4.0, 8.0, 12.5)),
                                          **({"status": FAILED, "sla_status": None} if rng.random() < 0.1 else {})))
+    return records
+
+
+def test_any_order_of_arrival_gives_the_history_of_the_finished_store(backend: Backend):
+    """Written in shuffled batches (late years among them): every row ends as if written in order."""
+    rng = random.Random(7)
+    records = _simulations(rng)
     shuffled = records[:]
     rng.shuffle(shuffled)
     store = backend.store()
     for i in range(0, len(shuffled), 7):
         store.write(shuffled[i:i + 7])
+    got = history(store)
+    want = _reference(records)
+    assert set(got) == set(want)
+    for performance_id, (yoy, cumulative) in want.items():
+        assert got[performance_id] == ((None if yoy is None else pytest.approx(yoy)), pytest.approx(cumulative)), \
+            performance_id
+
+
+def test_concurrent_writers_of_the_same_histories_give_the_history_of_the_finished_store(backend: Backend):
+    """Four writers at once (threads, each on its own connection; PostgreSQL lets them interleave),
+    each writing its share of the shuffled records in small batches: the rows one writer derived
+    without another's uncommitted rows are derived again by whichever derives second."""
+    rng = random.Random(11)
+    records = _simulations(rng)
+    shuffled = records[:]
+    rng.shuffle(shuffled)
+    store = backend.store(lock_timeout_seconds=30.0)
+    store.write([])
+    shares = [shuffled[w::4] for w in range(4)]
+
+    def write(share: list[PerformanceRecord]) -> None:
+        for i in range(0, len(share), 3):
+            store.write(share[i:i + 3])
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(write, shares))
     got = history(store)
     want = _reference(records)
     assert set(got) == set(want)
