@@ -23,16 +23,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from planwise_monitoring.store.figures import FAILED_RUNS, SLA_COMPLIANCE, TREND, filters
+from planwise_monitoring.store.figures import FAILED_RUNS, SLA_COMPLIANCE, TREND, filters, row_limit
 
 TARGET_SECONDS = 0.5
 COMPONENT = "component_7"
 
 # command line -> the figure's SQL and parameters, as bare DuckDB would run them
 COMMANDS: list[tuple[list[str], str, dict[str, object]]] = [
-    (["sla-compliance"], SLA_COMPLIANCE, filters()),
-    (["trend", COMPONENT], TREND, filters(component=COMPONENT)),
-    (["failed-runs"], FAILED_RUNS, filters()),
+    (["sla-compliance"], SLA_COMPLIANCE.duckdb or "", filters()),
+    (["trend", COMPONENT], TREND.duckdb or "", {**filters(component=COMPONENT), **row_limit(None)}),
+    (["failed-runs"], FAILED_RUNS, {**filters(), **row_limit(None)}),
 ]
 
 

@@ -382,10 +382,10 @@ def load_postgres(server: Any, rows: int) -> tuple[str, dict[str, float]]:
     """A database with the plugin's schema and a ``rows``-row history; the seconds each stage took."""
     import psycopg
 
-    from planwise_monitoring.store import MonitoringStore
+    from planwise_monitoring.store import MonitoringStore, rollups
 
     url = server.create_database(f"history_{rows}")
-    MonitoringStore(url).write([])  # the schema, as the plugin creates it (migration 4: key and indexes)
+    MonitoringStore(url).write([])  # the schema, as the plugin creates it (key, indexes, summary tables)
     d = Dialect("postgres")
     took: dict[str, float] = {}
     with psycopg.connect(url, autocommit=True) as conn:
@@ -416,6 +416,10 @@ def load_postgres(server: Any, rows: int) -> tuple[str, dict[str, float]]:
         for _, definition in indexes:
             conn.execute(definition)
         took["indexes"] = time.perf_counter() - started
+        started = time.perf_counter()
+        for sql in rollups.REBUILD:  # the summary tables, as migration 5 fills them from stored steps
+            conn.execute(sql)
+        took["summary tables"] = time.perf_counter() - started
         started = time.perf_counter()
         conn.execute("VACUUM ANALYZE")
         took["vacuum analyze"] = time.perf_counter() - started
@@ -486,21 +490,22 @@ def reads(store: Any) -> list[tuple[str, Callable[[], Any]]]:
 
 
 def read_sql(name: str) -> tuple[str, Any]:
-    """The SQL and parameters a read runs, for EXPLAIN (a build: the query its table is created from)."""
+    """The SQL PostgreSQL runs for a read and its parameters, for EXPLAIN (a build: the query its table is created from)."""
     from planwise_monitoring.store import figures
 
-    return {
-        "failed-runs": (figures.FAILED_RUNS, figures.filters()),
-        "slowest-components": (figures.SLOWEST_COMPONENTS, figures.filters()),
+    statement, params = {
+        "failed-runs": (figures.FAILED_RUNS, {**figures.filters(), **figures.row_limit(10_000)}),
+        "slowest-components": (figures.SLOWEST_COMPONENTS, None),
         "sla-compliance": (figures.SLA_COMPLIANCE, figures.filters()),
         "regressions": (figures.REGRESSIONS, {"since": None, "run_id": None}),
-        "trend": (figures.TREND, figures.filters()),
-        f"trend {COMPONENT}": (figures.TREND, figures.filters(component=COMPONENT)),
-        "build mon_performance_trends": (figures.TREND, figures.filters(SINCE)),
+        "trend": (figures.TREND, {**figures.filters(), **figures.row_limit(10_000)}),
+        f"trend {COMPONENT}": (figures.TREND, {**figures.filters(component=COMPONENT), **figures.row_limit(10_000)}),
+        "build mon_performance_trends": (figures.TREND, {**figures.filters(SINCE), **figures.row_limit(None)}),
         "build mon_sla_compliance": (figures.SLA_COMPLIANCE, figures.filters(SINCE)),
         "build mon_regression_report": (figures.REGRESSIONS, {"since": SINCE, "run_id": None}),
-        "build mon_memory_growth": (figures.MEMORY_GROWTH, None),
+        "build mon_memory_growth": (figures.MEMORY_GROWTH, figures.filters(SINCE)),
     }[name]
+    return getattr(statement, "postgres", statement), params
 
 
 def time_reads(store: Any) -> dict[str, tuple[float, float, int | str]]:

@@ -48,7 +48,7 @@ def make_record(**overrides) -> PerformanceRecord:
         memory_start_mb=200.0,
         input_record_count=None,
         output_record_count=1000,
-        records_per_second=1000 / seconds,
+        records_per_second=1000 / seconds if seconds else None,
         sla_threshold_seconds=120.0,
         warning_threshold_seconds=90.0,
         sla_status="WITHIN_SLA",

@@ -85,8 +85,9 @@ _REPORTS: list[tuple[str, str, Headlines]] = [
     ("mon_sla_compliance", "Per component: judged runs, within SLA, with a warning, breaching, not judged, and "
      "compliance % (judged runs that did not breach).", _headlines_compliance),
     ("mon_regression_report", "Regressions detected in the window, worst first.", _headlines_regressions),
-    ("mon_memory_growth", "Peak memory per simulation, component and year, and its growth since the "
-     "simulation's first year (a view).", _headlines_memory),
+    ("mon_memory_growth", "Per component, scenario and simulation year: the largest and the average peak "
+     "memory of its succeeded steps, and the largest's growth since the component's first year in the window "
+     "(each simulation's own: the view mon_simulation_memory_growth).", _headlines_memory),
 ]
 
 

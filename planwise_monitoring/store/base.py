@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from . import rollups
 from .performance import insert_records
 from .rows import Rows
 from .schema import current_version
@@ -73,6 +74,8 @@ class BackendConnection:
     ``raw`` (kept in autocommit mode between them)."""
 
     raw: Any
+    # Whether the backend keeps summary tables of the steps (see .rollups) in step with them.
+    keeps_rollups: ClassVar[bool] = False
 
     def begin(self) -> None:
         self.raw.execute("BEGIN")
@@ -88,7 +91,7 @@ class MonitoringStore:
     """Reads and writes the ``mon_*`` tables of one monitoring database. See the module docstring.
 
         store = MonitoringStore(tmp_path / "monitoring.duckdb", lock_timeout_seconds=1.0)
-        assert store.write([]) == 0 and store.schema_version() == 4
+        assert store.write([]) == 0 and store.schema_version() == 5
 
     ``lock_timeout_seconds`` bounds how long any write waits for the database (another
     process's lock, a busy server); ``spool_dir`` is where records wait while it cannot be
@@ -275,6 +278,8 @@ class MonitoringStore:
         removed: dict[str, int] = {}
 
         def delete() -> None:
+            if conn.keeps_rollups:
+                rollups.before_prune(conn, cutoff)
             for table, column in _PRUNABLE.items():
                 if table == "mon_phase_timings":
                     sql = ("DELETE FROM mon_phase_timings WHERE performance_id IN (SELECT performance_id FROM "
@@ -282,6 +287,8 @@ class MonitoringStore:
                 else:
                     sql = f"DELETE FROM {table} WHERE {column} < ?"
                 removed[table] = conn.count(sql, [cutoff])
+            if conn.keeps_rollups:
+                rollups.after_prune(conn, cutoff)
 
         with self.connect() as conn:
             self._transaction(conn, delete)

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from .rollups import add_to_rollups
+
 if TYPE_CHECKING:
     from ..recording.records import PerformanceRecord
 
@@ -122,4 +124,6 @@ def insert_records(conn: Any, records: Sequence[PerformanceRecord]) -> int:
     ids = [r.performance_id for r in new]
     later = conn.execute(_LATER_ROWS, [ids, min(r.execution_end_time for r in new)]).fetchall()
     conn.execute(_UPDATE_HISTORY_COLUMNS, [ids + [str(k) for (k,) in later]])
+    if conn.keeps_rollups:  # PostgreSQL's summary tables, still under the histories' locks
+        add_to_rollups(conn, ids)
     return len(new)

@@ -75,6 +75,7 @@ class PostgresConnection(BackendConnection):
     """A psycopg connection as the store's queries use it (see :mod:`.base`); ``raw`` is psycopg's."""
 
     dialect = "postgres"
+    keeps_rollups = True
 
     def __init__(self, raw: Any, namespace: str):
         self.raw = raw
@@ -324,6 +325,8 @@ class PostgresStore(MonitoringStore):
         if self.schema and not read_only:
             try:
                 raw.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            except pg_errors.UniqueViolation:
+                pass  # another process created it at the same moment (IF NOT EXISTS does not cover a race)
             except psycopg.Error as exc:
                 raw.close()
                 raise StoreError(f"cannot create schema {self.schema} in {self.target}: {redact(first_line(exc))}"

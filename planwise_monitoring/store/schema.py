@@ -30,9 +30,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from . import rollups
 from .errors import StoreError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def render(statement: str | Variant, dialect: str) -> str | None:
 
 
 _MEMORY_GROWTH = """
-        CREATE VIEW mon_memory_growth AS
+        CREATE VIEW {name} AS
         WITH per_year AS (
             SELECT simulation_id, scenario, component_name, simulation_year,
                    max(memory_usage_mb) AS peak_memory_mb
@@ -80,6 +81,12 @@ _MEMORY_GROWTH = """
         WINDOW w AS (PARTITION BY simulation_id, component_name ORDER BY simulation_year)
         """
 _GROWTH_PCT = "100.0 * (peak_memory_mb / first_value(peak_memory_mb) OVER w - 1)"
+
+
+def _memory_growth_view(name: str) -> Variant:
+    return Variant(duckdb=_MEMORY_GROWTH.format(name=name, pct=_GROWTH_PCT),
+                   postgres=_MEMORY_GROWTH.format(name=name, pct=f"CAST({_GROWTH_PCT} AS NUMERIC)"))
+
 
 MIGRATIONS: dict[int, list[str | Variant]] = {
     1: [
@@ -206,7 +213,7 @@ MIGRATIONS: dict[int, list[str | Variant]] = {
                                 ("mon_sla_definitions", "created_at"),
                                 ("mon_schema_version", "applied_at")]),
         # DuckDB keeps a view's column list: a later migration that adds a column to
-        # mon_multi_year_performance must drop and create mon_steps (and mon_memory_growth) again.
+        # mon_multi_year_performance must drop and create mon_steps (and mon_simulation_memory_growth) again.
         """
         CREATE VIEW mon_steps AS
         SELECT *,
@@ -228,8 +235,7 @@ MIGRATIONS: dict[int, list[str | Variant]] = {
         """,
         # Was created by the memory-growth asset on first materialization; now part of the schema.
         "DROP VIEW IF EXISTS mon_memory_growth",
-        Variant(duckdb=_MEMORY_GROWTH.format(pct=_GROWTH_PCT),
-                postgres=_MEMORY_GROWTH.format(pct=f"CAST({_GROWTH_PCT} AS NUMERIC)")),
+        _memory_growth_view("mon_memory_growth"),
     ],
     # PostgreSQL takes many writers at once: the record id becomes a real unique key (a step's
     # write is idempotent by ON CONFLICT, not by looking ids up first), and the figures, the
@@ -246,6 +252,18 @@ MIGRATIONS: dict[int, list[str | Variant]] = {
         Variant(None, "CREATE INDEX mon_regression_detected ON mon_multi_year_regression (detection_timestamp)"),
         Variant(None, "CREATE INDEX mon_alerts_fingerprint ON mon_alerts (fingerprint, created_at)"),
         Variant(None, "CREATE INDEX mon_alerts_pending ON mon_alerts (status, created_at)"),
+    ],
+    # mon_memory_growth becomes the memory report's table (per component, scenario and year: its
+    # size bounded by the pipeline, not by the history); the per-simulation view keeps its rows
+    # under a new name. PostgreSQL gets the summary tables its figures read (see .rollups), filled
+    # from the steps stored so far, and the durations indexes of the percentiles.
+    5: [
+        "DROP VIEW IF EXISTS mon_memory_growth",
+        _memory_growth_view("mon_simulation_memory_growth"),
+        *(Variant(None, statement) for statement in rollups.TABLES + rollups.REBUILD),
+        # failed-runs: the newest failed steps first, without reading the 98 % that succeeded
+        Variant(None, "CREATE INDEX mon_performance_failed ON mon_multi_year_performance (execution_end_time) "
+                      "WHERE status = 'FAILED'"),
     ],
 }
 

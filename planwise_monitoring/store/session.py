@@ -16,6 +16,7 @@ from typing import Any
 from . import figures
 from .performance import insert_values_sql
 from .rows import Rows, select
+from .schema import Variant
 
 _ALERT_COLUMNS = [
     "alert_id", "channel", "fingerprint", "alert_type", "severity", "component_name", "simulation_year",
@@ -100,11 +101,9 @@ class StoreSession:
     # -- reports (the monitoring assets) ---------------------------------------------------------
     def build_report(self, table: str, since: datetime) -> Rows:
         """(Re)build one monitoring asset's table from its figure over the window since ``since``,
-        and return its rows. The memory-growth report is a view of the schema, read as it is."""
-        if table == "mon_memory_growth":
-            return figures.memory_growth(self.conn)
+        and return its rows."""
         sql, params = _REPORTS[table]
-        self.conn.replace_table(table, sql, params(since))
+        self.conn.replace_table(table, figures.text(self.conn, sql), params(since))
         return select(self.conn, f"SELECT * FROM {table}")
 
     def run_steps(self, run_id: str) -> Rows:
@@ -150,8 +149,9 @@ class StoreSession:
 
 
 # The asset tables, each its figure's query over a window.
-_REPORTS: dict[str, tuple[str, Any]] = {
-    "mon_performance_trends": (figures.TREND, lambda since: figures.filters(since)),
+_REPORTS: dict[str, tuple[str | Variant, Any]] = {
+    "mon_performance_trends": (figures.TREND, lambda since: {**figures.filters(since), **figures.row_limit(None)}),
     "mon_sla_compliance": (figures.SLA_COMPLIANCE, lambda since: figures.filters(since)),
     "mon_regression_report": (figures.REGRESSIONS, lambda since: {"since": since, "run_id": None}),
+    "mon_memory_growth": (figures.MEMORY_GROWTH, lambda since: figures.filters(since)),
 }

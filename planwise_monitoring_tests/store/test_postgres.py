@@ -27,10 +27,11 @@ from ..factories import make_record
 from .backends import Backend
 
 TABLES = {"mon_multi_year_performance", "mon_phase_timings", "mon_multi_year_regression", "mon_sla_definitions",
-          "mon_alerts", "mon_run_failures", "mon_schema_version"}
-VIEWS = {"mon_steps", "mon_memory_growth"}
+          "mon_alerts", "mon_run_failures", "mon_schema_version", "mon_daily_steps", "mon_duration_histogram"}
+VIEWS = {"mon_steps", "mon_simulation_memory_growth"}
 INDEXES = {"mon_performance_history", "mon_performance_simulation", "mon_performance_ended", "mon_performance_run",
-           "mon_regression_detected", "mon_alerts_fingerprint", "mon_alerts_pending"}
+           "mon_regression_detected", "mon_alerts_fingerprint", "mon_alerts_pending", "mon_daily_steps_day",
+           "mon_performance_durations", "mon_performance_daily_durations", "mon_performance_failed"}
 
 
 # -- migrations ---------------------------------------------------------------------------------
@@ -39,7 +40,7 @@ def test_a_fresh_database_is_migrated_to_the_current_version(postgres: Backend):
     store = postgres.store()
     record = make_record()
     assert store.write([record]) == 1
-    assert store.schema_version() == SCHEMA_VERSION == 4
+    assert store.schema_version() == SCHEMA_VERSION == 5
     with postgres.raw() as conn:
         assert set(postgres.tables(conn)) == TABLES
         assert {v for (v,) in conn.execute(
@@ -52,11 +53,15 @@ def test_a_fresh_database_is_migrated_to_the_current_version(postgres: Backend):
         indexes = {i for (i,) in conn.execute("SELECT indexname FROM pg_indexes WHERE schemaname = 'public'").fetchall()}
         assert indexes >= INDEXES
         assert conn.execute("SELECT version FROM mon_schema_version ORDER BY version").fetchall() == [
-            (1,), (2,), (3,), (4,)]
-        # the views read the stored row
+            (1,), (2,), (3,), (4,), (5,)]
+        # the views and the summary tables read the stored row
         assert conn.execute("SELECT performance_date, met_sla FROM mon_steps").fetchall() == [
             (datetime(2026, 1, 1).date(), True)]
-        assert conn.execute("SELECT growth_since_first_year_mb FROM mon_memory_growth").fetchall() == [(0.0,)]
+        assert conn.execute("SELECT growth_since_first_year_mb FROM mon_simulation_memory_growth").fetchall() == [
+            (0.0,)]
+        assert conn.execute("SELECT runs, within_sla, succeeded_seconds FROM mon_daily_steps").fetchall() == [
+            (1, 1, record.execution_time_seconds)]
+        assert conn.execute("SELECT sum(steps) FROM mon_duration_histogram").fetchone() == (1,)
         with pytest.raises(psycopg.errors.UniqueViolation):  # the key is real, not a convention
             conn.execute("INSERT INTO mon_multi_year_performance SELECT * FROM mon_multi_year_performance")
 
@@ -81,7 +86,7 @@ def test_processes_opening_a_fresh_database_at_once_migrate_it_once(postgres: Ba
     with postgres.raw() as conn:
         namespace = schema or "public"
         assert conn.execute(f"SELECT version FROM {namespace}.mon_schema_version ORDER BY version").fetchall() == [
-            (1,), (2,), (3,), (4,)]
+            (1,), (2,), (3,), (4,), (5,)]
         assert conn.execute(f"SELECT count(*) FROM {namespace}.mon_multi_year_performance").fetchone() == (4,)
 
 

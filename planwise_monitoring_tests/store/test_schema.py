@@ -65,7 +65,7 @@ def test_a_version_2_file_is_upgraded_with_nothing_lost(db_path: Path):
 
     store = MonitoringStore(db_path)
     store.write([make_record()])
-    assert store.schema_version() == SCHEMA_VERSION == 4
+    assert store.schema_version() == SCHEMA_VERSION == 5
     after = _snapshot(db_path)
     assert {t: rows for t, rows in after.items() if t != "mon_multi_year_performance"} == {
         t: rows for t, rows in before.items() if t != "mon_multi_year_performance"}
@@ -75,9 +75,12 @@ def test_a_version_2_file_is_upgraded_with_nothing_lost(db_path: Path):
         [old] = [r for r in trend(conn, component="c").dicts()]
         assert (str(old["performance_date"]), old["runs"], old["sla_breaches"]) == ("2026-01-02", 1, 1)
         assert {r["component_name"]: r["sla_compliance_pct"] for r in sla_compliance(conn).dicts()}["c"] == 0.0
-        growth = conn.execute("SELECT * FROM mon_memory_growth")  # the schema's view now, not 0.1's
+        growth = conn.execute("SELECT * FROM mon_simulation_memory_growth")  # the schema's view, not 0.1's
         assert "growth_since_first_year_mb" in [d[0] for d in growth.description] and len(growth.fetchall()) == 1
-        assert conn.execute("SELECT version FROM mon_schema_version ORDER BY version").fetchall() == [(1,), (2,), (3,), (4,)]
+        # 0.1's view is gone: the name is the memory report's table now
+        assert conn.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = 'mon_memory_growth'").fetchone() == (0,)
+        assert conn.execute("SELECT version FROM mon_schema_version ORDER BY version").fetchall() == [
+            (1,), (2,), (3,), (4,), (5,)]
 
 
 _IN_LOS_ANGELES = """
