@@ -6,6 +6,7 @@ import random
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -112,6 +113,16 @@ def _simulations(rng: random.Random) -> list[PerformanceRecord]:
     return records
 
 
+def assert_history_is_the_reference(store: Any, records: list[PerformanceRecord]) -> None:
+    """Every stored row's year-over-year change and cumulative time are those of _reference."""
+    got = history(store)
+    want = _reference(records)
+    assert set(got) == set(want)
+    for performance_id, (yoy, cumulative) in want.items():
+        assert got[performance_id] == ((None if yoy is None else pytest.approx(yoy)), pytest.approx(cumulative)), \
+            performance_id
+
+
 def test_any_order_of_arrival_gives_the_history_of_the_finished_store(backend: Backend):
     """Written in shuffled batches (late years among them): every row ends as if written in order."""
     rng = random.Random(7)
@@ -121,12 +132,7 @@ def test_any_order_of_arrival_gives_the_history_of_the_finished_store(backend: B
     store = backend.store()
     for i in range(0, len(shuffled), 7):
         store.write(shuffled[i:i + 7])
-    got = history(store)
-    want = _reference(records)
-    assert set(got) == set(want)
-    for performance_id, (yoy, cumulative) in want.items():
-        assert got[performance_id] == ((None if yoy is None else pytest.approx(yoy)), pytest.approx(cumulative)), \
-            performance_id
+    assert_history_is_the_reference(store, records)
 
 
 def test_concurrent_writers_of_the_same_histories_give_the_history_of_the_finished_store(backend: Backend):
@@ -147,9 +153,4 @@ def test_concurrent_writers_of_the_same_histories_give_the_history_of_the_finish
 
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(write, shares))
-    got = history(store)
-    want = _reference(records)
-    assert set(got) == set(want)
-    for performance_id, (yoy, cumulative) in want.items():
-        assert got[performance_id] == ((None if yoy is None else pytest.approx(yoy)), pytest.approx(cumulative)), \
-            performance_id
+    assert_history_is_the_reference(store, records)
