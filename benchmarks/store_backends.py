@@ -417,7 +417,7 @@ def load_postgres(server: Any, rows: int) -> tuple[str, dict[str, float]]:
             conn.execute(definition)
         took["indexes"] = time.perf_counter() - started
         started = time.perf_counter()
-        for sql in rollups.REBUILD:  # the summary tables, as migration 5 fills them from stored steps
+        for sql in rollups.REBUILD:  # the summary tables, as the migrations fill them from stored steps
             conn.execute(sql)
         took["summary tables"] = time.perf_counter() - started
         started = time.perf_counter()

@@ -215,11 +215,15 @@ ORDER BY component_name, component_type, simulation_year NULLS FIRST, scenario, 
 
 # All time, from the histogram: the bucket each rank falls in, then the durations from its shortest.
 _PG_SLOWEST = """
-WITH hist AS (
+WITH buckets AS (  -- the scenarios' buckets together
+    SELECT component_name, component_type, bucket, sum(steps) AS steps, min(min_seconds) AS min_seconds
+    FROM mon_duration_histogram GROUP BY component_name, component_type, bucket
+),
+hist AS (
     SELECT component_name, component_type, bucket, steps, min_seconds,
            sum(steps) OVER (PARTITION BY component_name, component_type ORDER BY bucket) - steps AS before,
            CAST(sum(steps) OVER (PARTITION BY component_name, component_type) AS BIGINT) AS n
-    FROM mon_duration_histogram
+    FROM buckets
 ),
 ranks AS (
     SELECT c.component_name, c.component_type, c.n, q.q, CAST(q.q AS DOUBLE PRECISION) * (c.n - 1) AS pos

@@ -32,8 +32,9 @@ from typing import Any
 
 from . import rollups
 from .errors import StoreError
+from .facts import STEP_FACTS
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 @dataclass(frozen=True)
@@ -214,15 +215,10 @@ MIGRATIONS: dict[int, list[str | Variant]] = {
                                 ("mon_schema_version", "applied_at")]),
         # DuckDB keeps a view's column list: a later migration that adds a column to
         # mon_multi_year_performance must drop and create mon_steps (and mon_simulation_memory_growth) again.
-        """
+        f"""
         CREATE VIEW mon_steps AS
         SELECT *,
-               CAST(execution_end_time AS DATE) AS performance_date,
-               status = 'SUCCESS' AS succeeded,
-               status = 'FAILED' AS failed,
-               sla_status IS NOT NULL AS judged,
-               coalesce(sla_status IN ('WITHIN_SLA', 'SLA_WARNING'), false) AS met_sla,
-               coalesce(sla_status = 'SLA_BREACH', false) AS breached
+               {STEP_FACTS}
         FROM mon_multi_year_performance
         """,
         """
@@ -255,15 +251,27 @@ MIGRATIONS: dict[int, list[str | Variant]] = {
     ],
     # mon_memory_growth becomes the memory report's table (per component, scenario and year: its
     # size bounded by the pipeline, not by the history); the per-simulation view keeps its rows
-    # under a new name. PostgreSQL gets the summary tables its figures read (see .rollups), filled
-    # from the steps stored so far, and the durations indexes of the percentiles.
+    # under a new name. PostgreSQL gets the daily summary its figures read (see .rollups), filled
+    # from the steps stored so far, and the durations indexes of the percentiles. (Schema 5 also
+    # had a duration histogram; migration 6 replaces it, so a database migrated now gets it there.)
     5: [
         "DROP VIEW IF EXISTS mon_memory_growth",
         _memory_growth_view("mon_simulation_memory_growth"),
-        *(Variant(None, statement) for statement in rollups.TABLES + rollups.REBUILD),
+        *(Variant(None, statement) for statement in rollups.TABLES),
         # failed-runs: the newest failed steps first, without reading the 98 % that succeeded
         Variant(None, "CREATE INDEX mon_performance_failed ON mon_multi_year_performance (execution_end_time) "
                       "WHERE status = 'FAILED'"),
+    ],
+    # The history lookups of a write (see .performance) read one simulation's succeeded runs of a
+    # component in a year, latest first: an index in that order answers each with one probe.
+    # Without it PostgreSQL took the durations index and filtered every run of the component.
+    # The duration histogram gets a scenario (see .rollups).
+    6: [
+        Variant(None, "DROP INDEX mon_performance_simulation"),
+        Variant(None, "CREATE INDEX mon_performance_simulation ON mon_multi_year_performance "
+                      "(simulation_id, component_name, simulation_year, execution_end_time, performance_id) "
+                      "WHERE status = 'SUCCESS'"),
+        *(Variant(None, statement) for statement in rollups.HISTOGRAM),
     ],
 }
 

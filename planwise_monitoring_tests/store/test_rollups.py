@@ -14,7 +14,7 @@ import pytest
 
 from planwise_monitoring.recording.records import FAILED, SUCCESS
 from planwise_monitoring.store import figures
-from planwise_monitoring.store.schema import MIGRATIONS, VERSION_TABLE, render
+from planwise_monitoring.store.schema import MIGRATIONS, SCHEMA_VERSION, VERSION_TABLE, render
 
 from ..factories import make_record
 from .backends import Backend
@@ -110,24 +110,46 @@ def test_figures_from_the_summary_tables_equal_their_definitions(postgres: Backe
         assert conn.execute("SELECT count(*) FROM mon_duration_histogram WHERE steps <= 0").fetchone()[0] == 0
 
 
-def test_a_schema_4_database_with_steps_gets_its_summary_tables(postgres: Backend):
-    """Steps stored before the summary tables existed are counted into them by the migration."""
+# Schema 5's histogram, one per component and type (migration 6 gives it a scenario).
+_SCHEMA_5_HISTOGRAM = """
+CREATE TABLE mon_duration_histogram (
+    component_name VARCHAR(100) NOT NULL, component_type VARCHAR(50) NOT NULL, bucket INTEGER NOT NULL,
+    steps BIGINT NOT NULL, min_seconds DOUBLE PRECISION NOT NULL, PRIMARY KEY (component_name, component_type, bucket))
+"""
+
+
+@pytest.mark.parametrize("version", [4, 5])
+def test_a_database_of_an_earlier_schema_with_steps_gets_its_summary_tables(postgres: Backend, version: int):
+    """Steps stored before the summary tables existed (schema 4), or with schema 5's histogram, are
+    counted into the current tables by the migrations."""
     columns = ["performance_id", "simulation_run_id", "simulation_id", "simulation_year", "scenario",
                "component_name", "component_type", "status", "execution_start_time", "execution_end_time",
                "execution_time_seconds", "memory_usage_mb", "sla_status"]
     records = _records(seed=11, count=300)
+    assert len({r.scenario for r in records}) > 1
     with postgres.raw() as conn:
         conn.execute(VERSION_TABLE)
-        for version in range(1, 5):
-            for statement in MIGRATIONS[version]:
+        for v in range(1, version + 1):
+            if v == 5:  # steps stored at schema 4, then migrated to 5
+                conn.insert_rows("mon_multi_year_performance", columns, [[getattr(r, c) for c in columns] for r in records])
+            for statement in MIGRATIONS[v]:
                 if (sql := render(statement, "postgres")) is not None:
                     conn.execute(sql)
-            conn.execute("INSERT INTO mon_schema_version (version, applied_at) VALUES (?, now())", [version])
-        conn.insert_rows("mon_multi_year_performance", columns,
-                         [[getattr(r, c) for c in columns] for r in records])
+            conn.execute("INSERT INTO mon_schema_version (version, applied_at) VALUES (?, now())", [v])
+        if version == 4:
+            conn.insert_rows("mon_multi_year_performance", columns, [[getattr(r, c) for c in columns] for r in records])
+        else:  # as schema 5 kept it, counts and all
+            conn.execute(_SCHEMA_5_HISTOGRAM)
+            conn.execute("INSERT INTO mon_duration_histogram SELECT component_name, component_type, "
+                         "CAST(floor(100 * ln(greatest(execution_time_seconds, 1e-9))) AS INTEGER) AS b, count(*), "
+                         "min(execution_time_seconds) FROM mon_multi_year_performance WHERE status = 'SUCCESS' "
+                         "GROUP BY 1, 2, 3")
     store = postgres.store()
-    assert store.write(_records(seed=12, count=20)) == 20  # migrates to 5 first, then adds its own
-    assert store.schema_version() == 5
+    assert store.write(_records(seed=12, count=20)) == 20  # migrates first, then adds its own
+    assert store.schema_version() == SCHEMA_VERSION
     with postgres.raw() as conn:
         assert conn.execute("SELECT sum(runs) FROM mon_daily_steps").fetchone()[0] == 320
+        assert conn.execute("SELECT sum(steps) FROM mon_duration_histogram").fetchone()[0] == conn.execute(
+            "SELECT count(*) FROM mon_multi_year_performance WHERE status = 'SUCCESS'").fetchone()[0]
+        assert conn.execute("SELECT count(DISTINCT scenario) FROM mon_duration_histogram").fetchone()[0] > 1
         assert _check_against_definitions(conn) > 100

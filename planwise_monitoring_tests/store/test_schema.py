@@ -65,7 +65,7 @@ def test_a_version_2_file_is_upgraded_with_nothing_lost(db_path: Path):
 
     store = MonitoringStore(db_path)
     store.write([make_record()])
-    assert store.schema_version() == SCHEMA_VERSION == 5
+    assert store.schema_version() == SCHEMA_VERSION == 6
     after = _snapshot(db_path)
     assert {t: rows for t, rows in after.items() if t != "mon_multi_year_performance"} == {
         t: rows for t, rows in before.items() if t != "mon_multi_year_performance"}
@@ -80,7 +80,7 @@ def test_a_version_2_file_is_upgraded_with_nothing_lost(db_path: Path):
         # 0.1's view is gone: the name is the memory report's table now
         assert conn.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = 'mon_memory_growth'").fetchone() == (0,)
         assert conn.execute("SELECT version FROM mon_schema_version ORDER BY version").fetchall() == [
-            (1,), (2,), (3,), (4,), (5,)]
+            (v,) for v in range(1, SCHEMA_VERSION + 1)]
 
 
 _IN_LOS_ANGELES = """

@@ -86,6 +86,24 @@ def test_write_ignores_ids_it_already_has(backend: Backend):
     assert backend.performance_ids() == [record.performance_id]
 
 
+def test_every_value_is_stored_as_given(backend: Backend):
+    """Strings that quote, escape or look like JSON or SQL, floats at the ends of their range and
+    with every digit, big counts and microseconds come back as they went in."""
+    record = make_record(
+        component_name='stg_"quoted"\\back\\slash', asset_key="schema/model ü 漢字 🚀", partition_key="{\"a\": [1]}",
+        error_class="x'); DROP TABLE mon_alerts; --", error_message="line 1\nline\t2 \u00e9 \\u0000 %s %(x)s ?",
+        execution_start_time=datetime(2026, 2, 3, 4, 5, 6, 789012), execution_time_seconds=0.1 + 0.2,
+        cpu_seconds=5e-324, memory_usage_mb=1.7976931348623157e308, memory_start_mb=123456.78901234567,
+        input_record_count=2**62, output_record_count=0, monitoring_overhead_seconds=1 / 3)
+    assert backend.store().write([record]) == 1
+    [row] = backend.store().read_performance().to_dict("records")
+    for field in ("component_name", "asset_key", "partition_key", "error_class", "error_message",
+                  "execution_start_time", "execution_end_time", "execution_time_seconds", "cpu_seconds",
+                  "memory_usage_mb", "memory_start_mb", "input_record_count", "output_record_count",
+                  "monitoring_overhead_seconds"):
+        assert row[field] == getattr(record, field), field
+
+
 def test_year_over_year_and_cumulative_time_come_from_the_history(backend: Backend):
     store = backend.store()
     t0 = datetime(2026, 1, 1)
