@@ -76,6 +76,8 @@ class BackendConnection:
     raw: Any
     # Whether the backend keeps summary tables of the steps (see .rollups) in step with them.
     keeps_rollups: ClassVar[bool] = False
+    # Whether a step's history figures are computed in its INSERT (see .performance), else after it.
+    derives_in_insert: ClassVar[bool] = False
 
     def begin(self) -> None:
         self.raw.execute("BEGIN")

@@ -78,31 +78,16 @@ class DuckDBConnection(BackendConnection):
             chunk = rows[i:i + _BATCH_ROWS]
             self.raw.execute(insert_values_sql(table, columns, len(chunk), on_conflict), [v for r in chunk for v in r])
 
-    def insert_new(self, table: str, columns: list[str], rows: list[list[Any]], key: str,
-                   select: tuple[list[str], str] | None = None, then: str | None = None) -> set[str]:
+    def insert_new(self, table: str, columns: list[str], rows: list[list[Any]], key: str) -> set[str]:
         """Insert the rows whose ``key`` (the first column) is not stored; returns those keys.
         One writer at a time holds the file, so looking the keys up first is safe, and saves
-        the unique index a conflict check would need (half a row's bytes). ``select``: (more
-        columns, a SELECT of ``columns`` and those from ``{rows}``, the rows as a relation ``t``).
-        ``then`` (statements over the inserted rows, PostgreSQL's summary tables) is not taken."""
-        if then is not None:
-            raise NotImplementedError("DuckDB keeps no summary tables")
+        the unique index a conflict check would need (half a row's bytes)."""
         keys = [row[0] for row in rows]
         stored = {str(k) for (k,) in self.raw.execute(
             f"SELECT {key} FROM {table} WHERE {key} IN (SELECT unnest(?::UUID[]))", [keys]).fetchall()}
         new = [row for row in rows if str(row[0]) not in stored]
-        if not new:
-            return set()
-        if select is None:
+        if new:
             self.insert_rows(table, columns, new, on_conflict=False)
-        else:
-            more, query = select
-            one = f"({', '.join('?' * len(columns))})"
-            for i in range(0, len(new), _BATCH_ROWS):
-                chunk = new[i:i + _BATCH_ROWS]
-                relation = f"(VALUES {', '.join([one] * len(chunk))}) AS t({', '.join(columns)})"
-                self.raw.execute(f"INSERT INTO {table} ({', '.join(columns + more)}) {query.format(rows=relation)}",
-                                 [v for r in chunk for v in r])
         return {str(row[0]) for row in new}
 
     def lock_histories(self, keys: Sequence[tuple[str, str]]) -> None:

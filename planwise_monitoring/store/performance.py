@@ -47,11 +47,13 @@ def insert_values_sql(table: str, columns: list[str], rows: int, on_conflict: bo
 # LIMIT 1), which PostgreSQL answers from one index probe, not a join against the whole history;
 # portable SQL, the same text on both backends (no DISTINCT ON, no arg_max).
 #
-# A row's figures only read its component's earlier years, so new rows are inserted in waves, a
+# A row's figures only read its component's earlier years. PostgreSQL inserts new rows in waves, a
 # component's earlier year in an earlier wave, each with its figures computed in its INSERT from
-# what is stored by then (which includes the earlier waves): no row is written twice. What a late
-# (replayed) row changes is the later-year rows of its component and scenario that ended when or
-# after it did; those are computed again by an UPDATE with the same lookups.
+# what is stored by then (which includes the earlier waves): no row is written twice (each write
+# costs it a heap tuple and 8 index entries). DuckDB inserts them all, then computes their figures
+# in one UPDATE: one statement's lookups rather than one per wave, the cost that counts there.
+# What a late (replayed) row changes is the later-year rows of its component and scenario that
+# ended when or after it did; those are computed again by an UPDATE with the same lookups.
 
 _LATEST_SUCCESS = "p.status = 'SUCCESS' AND p.execution_end_time <= t.execution_end_time " \
                   "ORDER BY p.execution_end_time DESC, p.performance_id DESC LIMIT 1"
@@ -124,15 +126,19 @@ def insert_records(conn: Any, records: Sequence[PerformanceRecord]) -> int:
         return 0
     # Two writers of the same component's history take turns (a no-op where one writer is all there
     # is): the second one's lookups see the first one's rows committed. The lock is taken before
-    # inserting because the figures are computed as the rows are inserted.
+    # inserting because PostgreSQL computes the figures as the rows are inserted.
     conn.lock_histories(sorted({(r.component_name, r.scenario) for r in unique}))
-    inserted: set[str] = set()
-    for group in _waves(unique):
-        rows = [list(_performance_values(r)) for r in group]
-        # PostgreSQL's summary tables count the rows in the statement that inserts them
-        inserted |= conn.insert_new("mon_multi_year_performance", _PERFORMANCE_COLUMNS, rows, key="performance_id",
-                                    select=(_HISTORY_COLUMNS, _INSERT_SELECT),
-                                    then=COUNT_INSERTED if conn.keeps_rollups else None)
+    if conn.derives_in_insert:
+        inserted: set[str] = set()
+        for wave in _waves(unique):
+            # PostgreSQL's summary tables count the rows in the statement that inserts them
+            inserted |= conn.insert_new(
+                "mon_multi_year_performance", _PERFORMANCE_COLUMNS, [list(_performance_values(r)) for r in wave],
+                key="performance_id", select=(_HISTORY_COLUMNS, _INSERT_SELECT),
+                then=COUNT_INSERTED if conn.keeps_rollups else None)
+    else:
+        inserted = conn.insert_new("mon_multi_year_performance", _PERFORMANCE_COLUMNS,
+                                   [list(_performance_values(r)) for r in unique], key="performance_id")
     new = [r for r in unique if r.performance_id in inserted]
     if not new:
         return 0
@@ -140,14 +146,17 @@ def insert_records(conn: Any, records: Sequence[PerformanceRecord]) -> int:
               for r in new for i, p in enumerate(r.phases)]
     if phases:
         conn.insert_rows("mon_phase_timings", _PHASE_COLUMNS, phases)
+    later: set[str] = set()
     dated = [r for r in new if r.simulation_year is not None]
     if dated:
         params = [[getattr(r, c) for r in dated] for c in ("component_name", "scenario", "simulation_year",
                                                             "execution_end_time")]
         later = {str(k) for (k,) in conn.execute(_LATER_ROWS, [*params, min(params[3])]).fetchall()}
-        later -= inserted  # a new row's figures already count the batch's earlier years
-        if later:
-            conn.execute(_UPDATE_HISTORY_COLUMNS, [sorted(later)])
+    # Inserted with their figures, a new row needs nothing more (it counted the batch's earlier
+    # years); inserted without, every new row is computed here, in one statement.
+    again = later - inserted if conn.derives_in_insert else later | inserted
+    if again:
+        conn.execute(_UPDATE_HISTORY_COLUMNS, [sorted(again)])
     return len(new)
 
 

@@ -82,6 +82,7 @@ class PostgresConnection(BackendConnection):
 
     dialect = "postgres"
     keeps_rollups = True
+    derives_in_insert = True
 
     def __init__(self, raw: Any, namespace: str, reopen: Callable[[], Any] | None = None):
         self.raw = raw
