@@ -26,7 +26,7 @@ import argparse
 import os
 import re
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from .reporting.queries import DEFAULT_LIMIT, NAMED_QUERIES, QueryError, run_named, run_query
@@ -49,6 +49,14 @@ def parse_age(text: str) -> timedelta:
     if not match or int(match.group(1)) == 0:
         raise argparse.ArgumentTypeError(f"expected a positive age like 90d, 36h or 2w, got {text!r}")
     return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def _day(text: str) -> datetime:
+    """A day as ``YYYY-MM-DD`` (UTC, its first moment)."""
+    try:
+        return datetime.strptime(text, "%Y-%m-%d")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
 def _limit(text: str) -> int:
@@ -97,6 +105,17 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("run_id")
     summary.add_argument("--artifacts", default="artifacts",
                          help="artifacts directory holding runs/RUN_ID/summary.txt (default: artifacts)")
+    audit = commands.add_parser("audit", help="the parameter audit trail: verify it, approve a change"
+                                ).add_subparsers(dest="action", required=True)
+    audit.add_parser("verify", help="check every entry's hash and link; exit 1 naming the first that is not as written")
+    report = audit.add_parser("report", help="the changes made in a period, their approvals, the unapproved ones")
+    report.add_argument("--from", dest="start", type=_day, required=True, metavar="DATE", help="first day, e.g. 2026-01-01")
+    report.add_argument("--to", dest="end", type=_day, required=True, metavar="DATE", help="last day (included)")
+    _output_options(report)
+    approve = audit.add_parser("approve", help="append an approval of a parameter change")
+    approve.add_argument("change_id")
+    approve.add_argument("--by", required=True, metavar="NAME", help="who approves it")
+    approve.add_argument("--reason", help="why (kept with the approval)")
     prune = commands.add_parser("prune", help="delete monitoring history older than an age")
     prune.add_argument("--older-than", type=parse_age, required=True, metavar="AGE",
                        help="e.g. 90d, 36h, 2w; rows inside the window are kept")
@@ -122,11 +141,28 @@ def main(argv: list[str] | None = None) -> int:
             print(_summary(store, args.run_id, Path(args.artifacts)))
         elif args.command == "prune":
             _prune(store, args.older_than)
+        elif args.command == "audit":
+            return _audit(store, args)
     except (StoreError, QueryError) as exc:
         print(f"planwise-monitoring: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. piped into head: not an error worth a traceback
         sys.stderr.close()
+    return 0
+
+
+def _audit(store: MonitoringStore, args: argparse.Namespace) -> int:
+    if args.action == "verify":
+        verdict = store.verify_audit()
+        print(verdict, file=sys.stdout if verdict.ok else sys.stderr)
+        return 0 if verdict.ok else 1
+    if args.action == "report":
+        _print_rows(store.audit_report(args.start, args.end + timedelta(days=1), args.limit), args.format)
+        return 0
+    if not store.exists():  # not created by an approval of nothing
+        raise StoreError(f"monitoring database {store.target} does not exist yet (nothing was recorded)")
+    approval = store.approve_change(args.change_id, by=args.by, reason=args.reason)
+    print(f"approval {approval.entry_id} of change {approval.change_id} by {approval.user_name} appended")
     return 0
 
 

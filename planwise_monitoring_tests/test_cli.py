@@ -192,7 +192,55 @@ def test_prune_of_a_missing_database_does_not_create_it(backend, capsys):
     assert "does not exist yet" in capsys.readouterr().err and not backend.store().exists()
 
 
-@pytest.mark.parametrize("argv", [[], ["query"], ["sla-compliance"], ["trend"], ["summary"], ["prune"]])
+def test_audit_verify_and_approve(backend, capsys):
+    from planwise_monitoring.store.audit import ChangeEntry
+
+    store = backend.store()
+    change = ChangeEntry.change(parameter_name="cola_rate", old_value=0.02, new_value=0.025, user_name="ana",
+                                change_source="manual", recorded_at=datetime(2026, 3, 1, 9))
+    store.log_changes([change])
+    assert main(["--db", backend.target, "audit", "approve", change.entry_id, "--by", "controller"]) == 0
+    assert f"of change {change.entry_id} by controller appended" in capsys.readouterr().out
+    assert main(["--db", backend.target, "audit", "verify"]) == 0
+    assert "audit trail intact: 2 entries" in capsys.readouterr().out
+    assert main(["--db", backend.target, "audit", "approve", "not-a-change", "--by", "controller"]) == 2
+    assert "no parameter change 'not-a-change'" in capsys.readouterr().err
+    with backend.raw() as conn:  # the database's owner edits the value
+        if backend.is_postgres:
+            conn.execute("ALTER TABLE mon_parameter_changes DISABLE TRIGGER USER")
+        conn.execute("UPDATE mon_parameter_changes SET new_value = 0.07 WHERE entry_seq = 1")
+    assert main(["--db", backend.target, "audit", "verify"]) == 1
+    assert "audit trail broken at entry 1: its content does not match its hash" in capsys.readouterr().err
+
+
+def test_audit_report_lists_changes_with_their_approvals(backend, capsys):
+    from planwise_monitoring.store.audit import ChangeEntry
+
+    store = backend.store()
+    changes = [ChangeEntry.change(parameter_name=name, old_value=0.02, new_value=0.03, user_name="ana",
+                                  change_source="optimization", recorded_at=datetime(2026, 3, day, 9))
+               for name, day in [("cola_rate", 1), ("merit_rate", 2), ("hire_rate", 9)]]
+    store.log_changes(changes)
+    store.approve_change(changes[0].entry_id, by="controller", now=datetime(2026, 3, 1, 15, 30))
+    store.approve_change(changes[0].entry_id, by="cfo", now=datetime(2026, 3, 2, 9))
+    assert main(["--db", backend.target, "audit", "report", "--from", "2026-03-01", "--to", "2026-03-02",
+                 "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["parameter_name"], r["approvals"], r["approved_by"], r["hours_to_approval"]) for r in rows] == [
+        ("cola_rate", 2, "controller, cfo", 6.5), ("merit_rate", 0, None, None)]
+    with pytest.raises(SystemExit) as exited:  # a usage error, as argparse reports it
+        main(["--db", backend.target, "audit", "report", "--from", "2026-03-01", "--to", "march"])
+    assert exited.value.code == 2 and "not a date (YYYY-MM-DD): 'march'" in capsys.readouterr().err
+
+
+def test_audit_of_a_missing_database_does_not_create_it(backend, capsys):
+    assert main(["--db", backend.target, "audit", "verify"]) == 2
+    assert main(["--db", backend.target, "audit", "approve", "x", "--by", "me"]) == 2
+    assert "does not exist yet" in capsys.readouterr().err and not backend.store().exists()
+
+
+@pytest.mark.parametrize("argv", [[], ["query"], ["sla-compliance"], ["trend"], ["summary"], ["prune"], ["audit"],
+                                  ["audit", "verify"], ["audit", "approve"], ["audit", "report"]])
 def test_help_of_every_command(capsys, argv):
     with pytest.raises(SystemExit) as exited:
         main([*argv, "--help"])

@@ -27,14 +27,17 @@ import contextlib
 import functools
 import logging
 import re
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from . import rollups
+from .audit import CHANGE, REPORT, ChainVerdict, ChangeEntry, append_entries, verify_chain
+from .errors import StoreError
 from .performance import insert_records
-from .rows import Rows
+from .rows import Rows, select
 from .schema import current_version
 from .session import StoreSession
 from .sla_definitions import SlaRow, sla_rows, sync_sla_definitions
@@ -295,6 +298,43 @@ class MonitoringStore:
         with self.connect() as conn:
             self._transaction(conn, delete)
         return removed
+
+    # -- the parameter audit trail (see .audit) -----------------------------------------------------
+    def log_changes(self, entries: Sequence[ChangeEntry]) -> int:
+        """Append audit entries (ids already in the trail are skipped); returns how many were."""
+        with self.connect() as conn:
+            return self._transaction(conn, functools.partial(append_entries, conn, entries))
+
+    def approve_change(self, change_id: str, by: str, now: datetime | None = None,
+                       reason: str | None = None) -> ChangeEntry:
+        """Append an approval of the change ``change_id`` by ``by``; the entry appended."""
+        missing = StoreError(f"no parameter change {change_id!r} in the audit trail of {self.target}")
+        try:
+            change_id = str(uuid.UUID(change_id))
+        except ValueError:
+            raise missing from None
+        approval = ChangeEntry.approval(change_id, user_name=by, recorded_at=now or utcnow(), reason=reason)
+
+        def approve() -> None:
+            found = conn.execute("SELECT entry_kind FROM mon_parameter_changes WHERE entry_id = CAST(? AS UUID)",
+                                 [change_id]).fetchone()
+            if found is None or found[0] != CHANGE:
+                raise missing
+            append_entries(conn, [approval])
+
+        with self.connect() as conn:
+            self._transaction(conn, approve)
+        return approval
+
+    def audit_report(self, start: datetime, end: datetime, limit: int | None = None) -> Rows:
+        """The changes made in [start, end) with their approvals (see ``audit.REPORT``)."""
+        with self.connect(read_only=True) as conn:
+            return select(conn, REPORT, [start, end], limit)
+
+    def verify_audit(self) -> ChainVerdict:
+        """Check the whole audit trail: every entry's position, link and hash."""
+        with self.connect(read_only=True) as conn:
+            return verify_chain(conn)
 
     def schema_version(self) -> int:
         with self.connect(read_only=True) as conn:

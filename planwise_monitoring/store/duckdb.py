@@ -79,16 +79,17 @@ class DuckDBConnection(BackendConnection):
             self.raw.execute(insert_values_sql(table, columns, len(chunk), on_conflict), [v for r in chunk for v in r])
 
     def insert_new(self, table: str, columns: list[str], rows: list[list[Any]], key: str) -> set[str]:
-        """Insert the rows whose ``key`` (the first column) is not stored; returns those keys.
+        """Insert the rows whose ``key`` (a UUID column) is not stored; returns those keys.
         One writer at a time holds the file, so looking the keys up first is safe, and saves
         the unique index a conflict check would need (half a row's bytes)."""
-        keys = [row[0] for row in rows]
+        at = columns.index(key)
         stored = {str(k) for (k,) in self.raw.execute(
-            f"SELECT {key} FROM {table} WHERE {key} IN (SELECT unnest(?::UUID[]))", [keys]).fetchall()}
-        new = [row for row in rows if str(row[0]) not in stored]
+            f"SELECT {key} FROM {table} WHERE {key} IN (SELECT unnest(?::UUID[]))", [[row[at] for row in rows]]
+        ).fetchall()}
+        new = [row for row in rows if str(row[at]) not in stored]
         if new:
             self.insert_rows(table, columns, new, on_conflict=False)
-        return {str(row[0]) for row in new}
+        return {str(row[at]) for row in new}
 
     def lock_histories(self, keys: Sequence[tuple[str, str]]) -> None:
         """Nothing to do: the file's lock lets one writer in at a time."""

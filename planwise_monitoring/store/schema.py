@@ -30,11 +30,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from . import rollups
+from . import audit, rollups
 from .errors import StoreError
 from .facts import STEP_FACTS
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 @dataclass(frozen=True)
@@ -272,6 +272,12 @@ MIGRATIONS: dict[int, list[str | Variant]] = {
                       "(simulation_id, component_name, simulation_year, execution_end_time, performance_id) "
                       "WHERE status = 'SUCCESS'"),
         *(Variant(None, statement) for statement in rollups.HISTOGRAM),
+    ],
+    # The parameter audit trail (see .audit): append-only and hash-chained; on PostgreSQL keyed by its
+    # order and ids, and refusing UPDATE, DELETE and TRUNCATE itself.
+    7: [
+        audit.TABLE,
+        *(Variant(None, statement) for statement in audit.POSTGRES_GUARDS),
     ],
 }
 
