@@ -97,16 +97,17 @@ def canonical(seq: int, values: Sequence[Any], prev_hash: str) -> bytes:
     order (numbers as the shortest text that reads back the same, times to the microsecond) and the
     previous entry's hash. The same bytes from the values written and from the values read back,
     on either backend."""
-    return json.dumps([seq, *(_plain(v) for v in values), prev_hash], separators=(",", ":"),
-                      ensure_ascii=False, allow_nan=False).encode()
+    return json.dumps([seq, *values, prev_hash], separators=(",", ":"), ensure_ascii=False, allow_nan=False,
+                      default=_plain).encode()
 
 
 def _plain(value: Any) -> Any:
+    """What JSON cannot say itself (called by the json module for those values only)."""
     if isinstance(value, datetime):
         return value.isoformat(timespec="microseconds")
     if isinstance(value, uuid.UUID):
         return str(value)
-    return value
+    raise TypeError(f"an audit entry cannot hold a {type(value).__name__}: {value!r}")
 
 
 def row_hash(seq: int, values: Sequence[Any], prev_hash: str) -> str:
