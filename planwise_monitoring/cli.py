@@ -159,8 +159,7 @@ def _audit(store: MonitoringStore, args: argparse.Namespace) -> int:
     if args.action == "report":
         _print_rows(store.audit_report(args.start, args.end + timedelta(days=1), args.limit), args.format)
         return 0
-    if not store.exists():  # not created by an approval of nothing
-        raise StoreError(f"monitoring database {store.target} does not exist yet (nothing was recorded)")
+    _must_exist(store)
     approval = store.approve_change(args.change_id, by=args.by, reason=args.reason)
     print(f"approval {approval.entry_id} of change {approval.change_id} by {approval.user_name} appended")
     return 0
@@ -208,9 +207,14 @@ def _age(age: timedelta) -> str:
     return f"{hours // 24} days" if hours % 24 == 0 else f"{hours} hours"
 
 
-def _prune(store: MonitoringStore, older_than: timedelta) -> None:
-    if not store.exists():  # a write connection would create an empty database instead
+def _must_exist(store: MonitoringStore) -> None:
+    """Before a command that writes to what is there: a write connection would create an empty database."""
+    if not store.exists():
         raise StoreError(f"monitoring database {store.target} does not exist yet (nothing was recorded)")
+
+
+def _prune(store: MonitoringStore, older_than: timedelta) -> None:
+    _must_exist(store)
     from .recording.measure import utcnow  # psutil and pydantic: only for the commands that write
 
     now = utcnow()
