@@ -27,10 +27,17 @@ if TYPE_CHECKING:
     from .defs.dbt import monitored_dbt_build
     from .defs.decorator import monitor_performance
     from .defs.resource import MonitoringResource, SlaDefinitionConfig
-    from .defs.sensors import build_performance_sensor, build_run_failure_sensor, build_run_summary_sensor
+    from .defs.sensors import (
+        build_optimization_sensor,
+        build_performance_sensor,
+        build_run_failure_sensor,
+        build_run_summary_sensor,
+    )
+    from .evaluation.optimization import OptimizationRules
     from .evaluation.regression import RegressionSeverity, RegressionVerdict, detect_regression
     from .evaluation.sla import PerformanceCategory, SlaConfigError, SlaStatus, load_sla_file
     from .recording.measure import ComponentTiming
+    from .recording.optimization import OptimizationRun, OptimizationTracker
     from .recording.partitions import PartitionKeyError
     from .recording.records import PerformanceRecord
     from .reporting.assets import build_monitoring_assets, build_monitoring_schedule
@@ -43,6 +50,9 @@ _PUBLIC = {
     "ComponentTiming": "recording.measure",
     "MonitoringResource": "defs.resource",
     "MonitoringStore": "store",
+    "OptimizationRules": "evaluation.optimization",
+    "OptimizationRun": "recording.optimization",
+    "OptimizationTracker": "recording.optimization",
     "PartitionKeyError": "recording.partitions",
     "PerformanceCategory": "evaluation.sla",
     "PerformanceRecord": "recording.records",
@@ -56,6 +66,7 @@ _PUBLIC = {
     "build_monitoring_assets": "reporting.assets",
     "build_monitoring_checks": "defs.checks",
     "build_monitoring_schedule": "reporting.assets",
+    "build_optimization_sensor": "defs.sensors",
     "build_performance_sensor": "defs.sensors",
     "build_run_failure_sensor": "defs.sensors",
     "build_run_summary_sensor": "defs.sensors",

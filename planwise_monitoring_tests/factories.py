@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from planwise_monitoring.recording.optimization import OptimizationRun, ParameterValues
 from planwise_monitoring.recording.records import SUCCESS, PerformanceRecord
 
 _HOLD_LOCK = """
@@ -56,6 +57,22 @@ def make_record(**overrides) -> PerformanceRecord:
     )
     fields.update(overrides)
     return PerformanceRecord(**fields)
+
+
+def make_optimization_run(i: int = 0, **overrides) -> OptimizationRun:
+    """The i-th run of a converged calibration, finished at 2026-03-01 09:30 plus i minutes (+ 3 s)."""
+    started = overrides.pop("started_at", datetime(2026, 3, 1, 9, 30) + timedelta(minutes=i))
+    seconds = overrides.pop("duration_seconds", 3.0)
+    fields = dict(
+        optimization_id=f"00000000-0000-4000-8000-{i:012d}", optimization_name="merit_calibration",
+        algorithm="Nelder-Mead", scenario="baseline", status="CONVERGED", converged=True, failure_reason=None,
+        started_at=started, finished_at=started + timedelta(seconds=seconds), duration_seconds=seconds,
+        iterations=40, function_evaluations=80, max_iterations=200, objective_value=1e-9, tolerance=1e-6,
+        target='{"growth_rate": 0.03}', optimizer_message="ok", error_class=None, error_message=None,
+        user_name="ana", dagster_run_id="run-1", asset_key="calibration", partition_key=None,
+        parameters=(ParameterValues("merit_rate", 0.03, 0.035), ParameterValues("cola_rate", 0.02, 0.025)))
+    fields.update(overrides)
+    return OptimizationRun(**fields)
 
 
 @contextlib.contextmanager

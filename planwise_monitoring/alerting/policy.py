@@ -47,6 +47,9 @@ class AlertType(str, Enum):
     SLA_BREACH = "SLA_BREACH"
     REGRESSION = "REGRESSION"
     RUN_FAILURE = "RUN_FAILURE"
+    OPTIMIZATION_NOT_CONVERGED = "OPTIMIZATION_NOT_CONVERGED"
+    OPTIMIZATION_SLOW = "OPTIMIZATION_SLOW"  # converged, in more iterations than the warning threshold
+    PARAMETER_EXTREME = "PARAMETER_EXTREME"  # a final parameter value outside its configured bounds
 
 
 class Severity(str, Enum):

@@ -31,10 +31,10 @@ from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, 
 from ..evaluation.sla import SlaRules, SlaVerdict
 from ..recording.measure import ComponentTiming, Measurement, PhaseTiming, StepMeter, active_meter
 from ..recording.partitions import PartitionKeyError, simulation_year_from_key
-from ..recording.records import FAILED, SUCCESS, PerformanceRecord
+from ..recording.records import FAILED, SUCCESS, PerformanceRecord, error_class
 from ..redaction import redact
 from .metadata import attach_metadata, count_inputs, count_outputs, observe_records
-from .resource import MonitoringResource
+from .resource import SCENARIO_TAG, MonitoringResource
 from .signature import resource_signature
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -42,7 +42,6 @@ log = logging.getLogger("planwise_monitoring")
 
 SIMULATION_ID_TAG = "planwise/simulation_id"
 SIMULATION_YEAR_TAG = "planwise/simulation_year"
-SCENARIO_TAG = "planwise/scenario"
 _ERROR_MESSAGE_LIMIT = 4000
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-/ ]*$")
 
@@ -206,7 +205,7 @@ class _MonitoredStep:
         build did build) gets its metadata, so the sensor can judge those materializations."""
         try:
             message = redact(str(exc)) or ""
-            step, components = self._finish(FAILED, None, error=(_error_class(exc), message[:_ERROR_MESSAGE_LIMIT]))
+            step, components = self._finish(FAILED, None, error=(error_class(exc), message[:_ERROR_MESSAGE_LIMIT]))
             carried: set[str] = set()
             if held:
                 held, carried = attach_metadata(self.context, held, step, components)
@@ -382,11 +381,6 @@ def _year_from_config_or_tags(context: AssetExecutionContext, tags: Mapping[str,
     except PartitionKeyError:
         _warn(context, f"simulation_year {raw!r} from config/tags is not a year; recording without one")
         return None
-
-
-def _error_class(exc: BaseException) -> str:
-    cls = type(exc)
-    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
 
 
 def _relay_warnings(context: AssetExecutionContext, monitoring: MonitoringResource) -> None:

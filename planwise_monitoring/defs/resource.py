@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import getpass
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from dagster import Config, ConfigurableResource, InitResourceContext
+from dagster import Config, ConfigurableResource, InitResourceContext, OpExecutionContext
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
 from ..evaluation.sla import (
@@ -24,13 +25,18 @@ from ..evaluation.sla import (
     parse_sla_definition,
 )
 from ..events import JsonEventLog, JsonLogConfig
-from ..recording.measure import ComponentTiming, current_meter, phase
+from ..recording.measure import ComponentTiming, current_meter, phase, utcnow
+from ..recording.optimization import OptimizationRun, OptimizationTracker, RunIdentity, target_value
 from ..redaction import redact
 from ..store import MonitoringStore, StoreError, is_postgres_url
+from ..store.audit import ChangeEntry
 from ..store.writer import RecordWriter, writer_for
 from .signature import resource_signature
 
 log = logging.getLogger("planwise_monitoring")
+
+SCENARIO_TAG = "planwise/scenario"
+USER_TAG = "planwise/user"  # who a run's optimizations and parameter changes are recorded as
 
 
 class SlaDefinitionConfig(Config):
@@ -235,6 +241,104 @@ class MonitoringResource(ConfigurableResource):
         except Exception as exc:
             log.warning("planwise-monitoring: record_component ignored: %s: %s", type(exc).__name__, exc)
 
+    # -- optimization runs and the parameter audit trail -----------------------------------------
+    def optimization(self, name: str, *, algorithm: str, target: Any = None, max_iterations: int | None = None,
+                     initial_params: Any = None, param_names: Sequence[str] | None = None,
+                     tolerance: float | None = None, user: str | None = None, job_level: int | None = None,
+                     fiscal_year: int | None = None) -> OptimizationTracker:
+        """Track one optimization run (see :mod:`planwise_monitoring.recording.optimization`):
+
+            with monitoring.optimization("merit_calibration", algorithm="Nelder-Mead",
+                                         target={"growth_rate": 0.03}, max_iterations=200,
+                                         initial_params={"merit_rate": 0.03}, tolerance=1e-8) as opt:
+                result = scipy.optimize.minimize(f, opt.x0, method="Nelder-Mead", callback=opt.scipy_callback)
+                opt.finish(result)
+
+        Every iteration goes to ``mon_optimization_iterations`` and the run to ``mon_optimization_runs``
+        through the spool (never a database round trip on the optimizer's path); a converged run whose
+        final parameters differ from the initial ones appends each change to the audit trail
+        (``change_source`` optimization, ``job_level`` and ``fiscal_year`` as given here). An exception
+        inside the block is recorded (FAILED, EXCEPTION, its class) and goes on unchanged.
+
+        The run is recorded as ``user`` (else the run tag ``planwise/user``, else the OS user), with the
+        Dagster run, asset and partition it ran in. Bad arguments raise ValueError at once."""
+        identity = self._identity(user)
+        writer = self.get_writer() if self.enabled else None
+
+        def submit(records: Sequence[Any], at_end: bool) -> None:
+            if writer is None:
+                return
+            try:
+                writer.submit_all(records, direct=at_end)
+            except Exception as exc:  # never in the optimizer's way
+                log.warning("planwise-monitoring: optimization records of %s not stored: %s", name,
+                            redact(f"{type(exc).__name__}: {exc}"))
+            if at_end:
+                self._log_outcome(records)
+
+        def changes(run: OptimizationRun) -> list[ChangeEntry]:
+            reason = (f"{run.optimization_name} ({run.algorithm}) converged in {run.iterations} iterations, "
+                      f"objective {run.objective_value:g}" if run.objective_value is not None else None)
+            return [ChangeEntry.change(
+                parameter_name=p.name, old_value=p.initial_value, new_value=p.final_value,
+                user_name=identity.user_name, change_source="optimization", recorded_at=run.finished_at,
+                session_id=run.optimization_id, dagster_run_id=run.dagster_run_id, job_level=job_level,
+                fiscal_year=fiscal_year, optimization_target=target_value(run.target), reason=reason,
+            ) for p in run.parameters if p.final_value is not None and p.final_value != p.initial_value]
+
+        return OptimizationTracker(name, algorithm=algorithm, identity=identity, submit=submit, target=target,
+                                   max_iterations=max_iterations, initial_params=initial_params,
+                                   param_names=param_names, tolerance=tolerance, on_finished=changes)
+
+    def log_parameter_change(self, parameter_name: str, old_value: float | None, new_value: float | None, *,
+                             change_source: str = "manual", reason: str | None = None, job_level: int | None = None,
+                             fiscal_year: int | None = None, optimization_target: float | None = None,
+                             user: str | None = None, session_id: str | None = None) -> str:
+        """Append a parameter change to the audit trail (``mon_parameter_changes``); returns its
+        change id, the id ``planwise-monitoring audit approve`` takes. Durable like every record
+        (written at once on PostgreSQL, else spooled); a store that cannot be reached only delays it.
+        Bad arguments (an unknown ``change_source``, no user) raise ValueError at once."""
+        identity = self._identity(user)
+        entry = ChangeEntry.change(
+            parameter_name=parameter_name, old_value=old_value, new_value=new_value, user_name=identity.user_name,
+            change_source=change_source, recorded_at=utcnow(), session_id=session_id,
+            dagster_run_id=identity.dagster_run_id, job_level=job_level, fiscal_year=fiscal_year,
+            optimization_target=optimization_target, reason=reason)
+        if self.enabled:
+            try:
+                self.get_writer().submit_all([entry])
+            except Exception as exc:
+                log.warning("planwise-monitoring: parameter change %s not stored: %s", entry.change_id,
+                            redact(f"{type(exc).__name__}: {exc}"))
+        return entry.change_id
+
+    def _identity(self, user: str | None) -> RunIdentity:
+        """Who and where, from the Dagster step running now (if any)."""
+        if user is not None and (not isinstance(user, str) or not user.strip()):
+            raise ValueError(f"user must be a non-empty name, got {user!r}")
+        context = _current_context()
+        tags: Mapping[str, str] = context.run.tags if context is not None else {}
+        asset_key = partition_key = None
+        if context is not None:
+            with contextlib.suppress(Exception):  # an op, or a multi-asset: no single asset
+                asset_key = context.asset_key.to_user_string()
+            partition_key = context.partition_key if context.has_partition_key else None
+        return RunIdentity(user_name=user or tags.get(USER_TAG) or _os_user(),
+                           scenario=(tags.get(SCENARIO_TAG) or self.scenario)[:100],
+                           dagster_run_id=context.run_id if context is not None else None,
+                           asset_key=asset_key, partition_key=partition_key)
+
+    @staticmethod
+    def _log_outcome(records: Sequence[Any]) -> None:
+        run = next((r for r in records if isinstance(r, OptimizationRun)), None)
+        context = _current_context()
+        if run is None or context is None:
+            return
+        outcome = "converged" if run.converged else f"did not converge ({run.failure_reason})"
+        context.log.info(f"planwise-monitoring: optimization {run.optimization_name} ({run.algorithm}) {outcome} "
+                         f"after {run.iterations} iterations in {run.duration_seconds:.2f}s; objective "
+                         f"{run.objective_value}; id {run.optimization_id}")
+
     def flush(self, timeout_seconds: float | None = None) -> bool:
         """Write everything spooled by this process now; True when nothing of it is left waiting."""
         return self.get_writer().flush(timeout_seconds)
@@ -267,6 +371,20 @@ class MonitoringResource(ConfigurableResource):
                 writer.event_log = None  # the process's writer outlives this run: don't reopen a closed log
             if self._event_log is not None:
                 self._event_log.close()
+
+
+def _current_context() -> OpExecutionContext | None:
+    try:
+        return OpExecutionContext.get()
+    except Exception:  # outside a Dagster step
+        return None
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name (a container without one)
+        return f"uid-{os.getuid()}"
 
 
 def with_resource_parameter(fn: Callable[..., Any], context_type: type, resource_key: str) -> Callable[..., Any]:

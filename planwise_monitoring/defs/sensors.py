@@ -28,9 +28,9 @@ If the database stays locked, the tick skips without moving its cursor.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,7 @@ from dagster import (
 
 from ..alerting.dispatcher import AlertDispatcher
 from ..alerting.policy import Alert, AlertConfig, AlertType, Severity, load_alert_config, parse_alert_config
+from ..evaluation.optimization import OptimizationRules, optimization_alerts
 from ..evaluation.verdicts import Evaluation, evaluate_records
 from ..recording.measure import utcnow
 from ..redaction import redact
@@ -279,6 +280,66 @@ def build_run_failure_sensor(*, name: str = "planwise_run_failure_sensor", resou
         name=name, default_status=default_status,
         description="Catalogs failed runs (error class), writes their summaries and alerts on them.",
     )(with_resource_parameter(_on_failure, RunFailureSensorContext, resource_key))
+
+
+def build_optimization_sensor(*, name: str = "planwise_optimization_sensor", resource_key: str = "monitoring",
+                              alert_config: AlertConfig | str | Path | None = None,
+                              iteration_warning: int | None = None,
+                              parameter_bounds: Mapping[str, tuple[float | None, float | None]] | None = None,
+                              lookback_hours: float = 24.0, minimum_interval_seconds: int = 30,
+                              default_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING,
+                              clock: Callable[[], datetime] = utcnow) -> SensorDefinition:
+    """A sensor that judges every optimization run recorded in the store (see
+    :mod:`planwise_monitoring.evaluation.optimization`: not converged, too many iterations, extreme
+    final parameters) and routes its alerts, throttled to one per failure type per optimization per
+    the alert config's ``throttle_seconds`` (an hour by default). Arguments are checked now, at
+    definitions load.
+
+        from planwise_monitoring import build_optimization_sensor
+
+        build_optimization_sensor(alert_config="alerts.yaml", iteration_warning=150,
+                                  parameter_bounds={"cola_rate": (0.0, 0.07)})
+
+    Each tick replays the local spool, reads the runs finished in the last ``lookback_hours``
+    and judges those its cursor has not seen (the cursor holds the ids judged within that window,
+    so a run that reaches the store late, from a spool, is judged once when it arrives; one
+    that arrives after the window has passed is not). If the store cannot be read the tick skips
+    without moving its cursor."""
+    config = _alert_config(alert_config)
+    rules = OptimizationRules(iteration_warning, parameter_bounds or {})
+    if not lookback_hours > 0:
+        raise ValueError(f"lookback_hours must be positive, got {lookback_hours!r}")
+
+    @sensor(name=name, minimum_interval_seconds=minimum_interval_seconds, default_status=default_status,
+            required_resource_keys={resource_key},
+            description="Alerts on optimization runs that did not converge, converged slowly or ended with "
+                        "extreme parameters.")
+    def _sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
+        monitoring: MonitoringResource = getattr(context.resources, resource_key)
+        judged: dict[str, str] = json.loads(context.cursor) if context.cursor else {}  # id -> finished_at
+        store = monitoring.get_store()
+        dispatcher = AlertDispatcher(store, config, context.log, clock)
+        since = clock() - timedelta(hours=lookback_hours)
+        try:
+            store.replay_spool()
+            with store.session(read_only=True) as session:
+                runs = [r for r in session.optimization_runs(since) if str(r["optimization_id"]) not in judged]
+        except (StoreError, OSError, *store.database_errors) as exc:  # type: ignore[misc]
+            dispatcher.retry_pending()
+            return SkipReason(f"monitoring database unavailable, will retry: {redact(str(exc))}")
+        if not runs:
+            dispatcher.retry_pending()
+            return SkipReason("no new optimization runs")
+        alerts = [a for run in runs for a in optimization_alerts(run, run["final_params"], rules)]
+        report = dispatcher.dispatch(alerts)
+        dispatcher.retry_pending()
+        context.log.info(f"planwise-monitoring: judged {len(runs)} optimization run(s), {len(alerts)} alert(s): "
+                         f"{report}")
+        judged.update({str(r["optimization_id"]): r["finished_at"].isoformat() for r in runs})
+        cutoff = since.isoformat()
+        return SensorResult(cursor=json.dumps({k: v for k, v in judged.items() if v >= cutoff}, sort_keys=True))
+
+    return _sensor
 
 
 def build_run_summary_sensor(*, artifacts_dir: str | Path = "artifacts", resource_key: str = "monitoring",

@@ -76,6 +76,11 @@ class PerformanceRecord:
     monitoring_overhead_seconds: float | None = None  # the monitoring's own time in the step
     phases: tuple[PhaseTiming, ...] = ()
 
+    @property
+    def spool_id(self) -> str:
+        """Its name in the spool (each kind of record the store takes has one)."""
+        return self.performance_id
+
     def to_json(self) -> str:
         data = dataclasses.asdict(self)
         return json.dumps(data, default=_encode, separators=(",", ":"))
@@ -159,6 +164,12 @@ def storable(record: PerformanceRecord) -> tuple[PerformanceRecord | None, list[
     changes["phases"] = tuple(phases)
     changed = {k: v for k, v in changes.items() if v != getattr(record, k)}
     return (dataclasses.replace(record, **changed) if changed else record), warnings
+
+
+def error_class(exc: BaseException) -> str:
+    """The class of an exception as records name it: ``ValueError``, ``dbt.exceptions.DbtRuntimeError``."""
+    cls = type(exc)
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
 
 
 def _reason(exc: ValidationError) -> str:

@@ -87,6 +87,42 @@ class ChangeEntry:
     def values(self) -> list[Any]:
         return [getattr(self, c) for c in _CONTENT]
 
+    @property
+    def spool_id(self) -> str:
+        return self.entry_id
+
+    def to_json(self) -> str:
+        """The entry as it waits in the spool (its position and hashes are given when it is appended)."""
+        fields = dict(zip(_CONTENT, self.values(), strict=True))
+        return json.dumps({**fields, "kind": "parameter_change"}, separators=(",", ":"), allow_nan=False,
+                          default=_plain)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ChangeEntry:
+        """Read an entry written by :meth:`to_json`; ValueError names what is wrong."""
+        data = json.loads(text)
+        if not isinstance(data, dict) or data.pop("kind", None) != "parameter_change":
+            raise ValueError("not a parameter change entry")
+        unknown = set(data) - set(_CONTENT)
+        if unknown:
+            raise ValueError(f"unknown field(s) {', '.join(sorted(unknown))}")
+        for name in ("job_level", "fiscal_year"):
+            if data.get(name) is not None and (type(data[name]) is not int):
+                raise ValueError(f"{name} must be a whole number, got {data[name]!r}")
+        for name in ("old_value", "new_value", "optimization_target"):
+            if data.get(name) is not None and type(data[name]) not in (int, float):
+                raise ValueError(f"{name} must be a number, got {data[name]!r}")
+            data[name] = _number(data.get(name))
+        if data.get("entry_kind") not in (CHANGE, APPROVAL):
+            raise ValueError(f"entry_kind must be {CHANGE} or {APPROVAL}")
+        if data.get("change_source") not in (None, *SOURCES):
+            raise ValueError(f"change_source must be one of {', '.join(SOURCES)}")
+        try:
+            data["recorded_at"] = datetime.fromisoformat(data["recorded_at"])
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"recorded_at: {exc}") from None
+        return cls(**data)
+
 
 def _number(value: float | None) -> float | None:
     return None if value is None else float(value)

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from . import rollups
 from .audit import CHANGE, REPORT, ChainVerdict, ChangeEntry, append_entries, verify_chain
 from .errors import StoreError
+from .optimization import insert_optimization
 from .performance import insert_records
 from .rows import Rows, select
 from .schema import current_version
@@ -45,8 +46,6 @@ from .spool import Spool
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from ..recording.records import PerformanceRecord
 
 logger = logging.getLogger("planwise_monitoring.store")
 
@@ -165,8 +164,10 @@ class MonitoringStore:
         raise NotImplementedError
 
     # -- writing ----------------------------------------------------------------------------------
-    def write(self, records: Sequence[PerformanceRecord], sla_rules: Any = None) -> int:
+    def write(self, records: Sequence[Any], sla_rules: Any = None) -> int:
         """Insert records (ignoring ids already stored) and replay the spool; returns rows inserted.
+        A record is any kind the spool holds (see :func:`decode`): a step's ``PerformanceRecord``,
+        an optimization run or iteration chunk, an audit entry.
 
         ``sla_rules``: the SLA rows to mirror into ``mon_sla_definitions`` (a sequence of
         :class:`~.sla_definitions.SlaRow`, or ``SlaRules``), or None to leave them."""
@@ -181,15 +182,12 @@ class MonitoringStore:
         with self.connect() as conn:
             return self._write(conn, [], sla_rows(sla_rules), limit)
 
-    def _write(self, conn: Any, records: Sequence[PerformanceRecord], rows: tuple[SlaRow, ...] | None,
+    def _write(self, conn: Any, records: Sequence[Any], rows: tuple[SlaRow, ...] | None,
                limit: int | None = None) -> int:
-        # Imported here: pydantic and psutil would cost every read command of the CLI ~50 ms.
-        from ..recording.records import PerformanceRecord
-
-        batch: list[tuple[PerformanceRecord, Path | None]] = []
+        batch: list[tuple[Any, Path | None]] = []
         for path, payload in self.spool.pending(limit):
             try:
-                batch.append((PerformanceRecord.from_json(payload), path))
+                batch.append((decode(payload), path))
             except (ValueError, TypeError, KeyError) as exc:
                 self.spool.quarantine(path, f"{type(exc).__name__}: {exc}")
         batch += [(r, None) for r in records]
@@ -201,7 +199,7 @@ class MonitoringStore:
 
         def sync_and_insert() -> int:
             sync_sla()
-            return insert_records(conn, [r for r, _ in batch])
+            return insert_items(conn, [r for r, _ in batch])
 
         try:
             inserted = self._transaction(conn, sync_and_insert)
@@ -215,16 +213,16 @@ class MonitoringStore:
         self.spool.remove([p for _, p in batch if p is not None])
         return inserted
 
-    def _write_one_by_one(self, conn: Any, batch: list[tuple[PerformanceRecord, Path | None]]) -> int:
+    def _write_one_by_one(self, conn: Any, batch: list[tuple[Any, Path | None]]) -> int:
         inserted, refused = 0, 0
         for record, path in batch:
             try:
-                inserted += self._transaction(conn, functools.partial(insert_records, conn, [record]))
+                inserted += self._transaction(conn, functools.partial(insert_items, conn, [record]))
             except self.record_errors as exc:
                 refused += 1
                 reason = f"refused by the database: {first_line(exc)}"
                 if path is None:  # a record handed to write(): kept in the spool's quarantine, not lost
-                    path = self.spool.put(record.performance_id, record.to_json())
+                    path = self.spool.put(record.spool_id, record.to_json())
                 self.spool.quarantine(path, reason)
         logger.warning("%d monitoring record(s) refused by %s were set aside in %s (.bad files, with the reason)",
                        refused, self.target, self.spool.directory)
@@ -339,6 +337,43 @@ class MonitoringStore:
     def schema_version(self) -> int:
         with self.connect(read_only=True) as conn:
             return current_version(conn)
+
+
+def decode(payload: bytes) -> Any:
+    """A spooled record, by its kind: the kinds other than a step's record end ``"kind":"…"}``
+    (see their ``to_json``). Raises ValueError (or TypeError, KeyError) for a file that is none."""
+    # Imported here: pydantic and psutil would cost every read command of the CLI ~50 ms.
+    from ..recording.optimization import IterationChunk, OptimizationRun
+    from ..recording.records import PerformanceRecord
+
+    kind = _KIND.search(payload[-48:])
+    reader = {None: PerformanceRecord.from_json, "optimization_run": OptimizationRun.from_json,
+              "optimization_iterations": IterationChunk.from_json,
+              "parameter_change": ChangeEntry.from_json}.get(kind and kind.group(1).decode())
+    if reader is None:
+        raise ValueError(f"unknown kind of record {kind.group(1)!r}" if kind else "not a record")
+    return reader(payload)
+
+
+_KIND = re.compile(rb'"kind":"(\w+)"\}\s*$')
+
+
+def insert_items(conn: Any, items: Sequence[Any]) -> int:
+    """Insert records of every kind (in the caller's transaction); returns how many were new."""
+    from ..recording.optimization import IterationChunk, OptimizationRun
+    from ..recording.records import PerformanceRecord
+
+    by_kind: dict[type, list[Any]] = {}
+    for item in items:
+        by_kind.setdefault(type(item), []).append(item)
+    inserted = insert_records(conn, by_kind.pop(PerformanceRecord, []))
+    inserted += insert_optimization(conn, by_kind.pop(OptimizationRun, []), by_kind.pop(IterationChunk, []))
+    entries = by_kind.pop(ChangeEntry, [])
+    if entries:
+        inserted += append_entries(conn, entries)
+    if by_kind:
+        raise TypeError(f"the store takes no {', '.join(t.__name__ for t in by_kind)}")
+    return inserted
 
 
 def utcnow() -> datetime:

@@ -30,11 +30,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from . import audit, rollups
+from . import audit, optimization, rollups
 from .errors import StoreError
 from .facts import STEP_FACTS
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 
 @dataclass(frozen=True)
@@ -279,6 +279,8 @@ MIGRATIONS: dict[int, list[str | Variant]] = {
         audit.TABLE,
         *(Variant(None, statement) for statement in audit.POSTGRES_GUARDS),
     ],
+    # Optimization runs, their parameters and iterations (see .optimization).
+    8: list(optimization.TABLES),
 }
 
 VERSION_TABLE = ("CREATE TABLE IF NOT EXISTS mon_schema_version "

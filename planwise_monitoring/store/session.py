@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from . import figures
+from . import figures, optimization
 from .performance import insert_values_sql
 from .rows import Rows, select
 from .schema import Variant
@@ -62,6 +62,17 @@ class StoreSession:
         ).fetchall()
         return [(run_id, seconds) for run_id, seconds in reversed(rows)]
 
+    def optimization_runs(self, since: datetime, limit: int = 1000) -> list[dict]:
+        """Runs finished since ``since``, oldest first, each with ``final_params`` (name -> value)."""
+        cur = self.conn.execute(optimization.RECENT_RUNS, [since, limit])
+        names = [d[0] for d in cur.description]
+        runs = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        by_id: dict[str, dict[str, float | None]] = {str(r["optimization_id"]): {} for r in runs}
+        if runs:
+            for run_id, name, value in self.conn.execute(optimization.FINAL_PARAMETERS, [list(by_id)]).fetchall():
+                by_id[str(run_id)][name] = value
+        return [{**r, "final_params": by_id[str(r["optimization_id"])]} for r in runs]
+
     def insert_regressions(self, rows: Sequence[Mapping[str, Any]]) -> None:
         for row in rows:
             self.conn.execute(
@@ -105,6 +116,17 @@ class StoreSession:
         sql, params = _REPORTS[table]
         self.conn.replace_table(table, figures.text(self.conn, sql), params(since))
         return select(self.conn, f"SELECT * FROM {table}")
+
+    def build_optimization_kpis(self, now: datetime) -> Rows:
+        """(Re)build ``mon_optimization_kpis``: a row per window (24h, 7d, 30d, 90d) ending at ``now``."""
+        self.conn.replace_table("mon_optimization_kpis", optimization.KPIS, optimization.kpi_params(now))
+        return select(self.conn, "SELECT * FROM mon_optimization_kpis ORDER BY position")
+
+    def optimization_breakdown(self, since: datetime) -> dict[str, Rows]:
+        """What the KPI asset shows beside its windows: failure reasons, algorithms, parameter drift."""
+        return {"failure_reasons": optimization.failure_reasons(self.conn, since),
+                "algorithms": optimization.algorithm_comparison(self.conn, since),
+                "parameter_drift": optimization.parameter_trends(self.conn, since=since)}
 
     def run_steps(self, run_id: str) -> Rows:
         """The monitored steps of one Dagster run, for its summary."""

@@ -74,7 +74,7 @@ class RecordWriter:
         self._state = threading.Lock()  # guards the fields below, touched from several threads
         self._thread: threading.Thread | None = None
         self._mine: set[str] = set()  # ids this process submitted and has not seen stored
-        self._held: dict[str, PerformanceRecord] = {}  # records no spool could take
+        self._held: dict[str, Any] = {}  # records no spool could take
         self._warnings: list[str] = []
         self._warned_held = False
         self._closed = False  # set at exit: DuckDB must not run in a daemon thread during shutdown
@@ -84,15 +84,16 @@ class RecordWriter:
         """Store one record; see :meth:`submit_all`."""
         self.submit_all([record], sla_rules)
 
-    def submit_all(self, records: Iterable[PerformanceRecord], sla_rules: Any = None) -> None:
+    def submit_all(self, records: Iterable[Any], sla_rules: Any = None, direct: bool = True) -> None:
         """Store a step's records: written at once where the store takes direct writes (bounded
-        by its lock timeout), else (and if that fails) spooled, durable from there on, with a
-        background drain scheduled. A figure the database would refuse is stored as NULL, with
-        a warning; a record that cannot be stored at all (no usable duration) is dropped with a
-        warning."""
+        by its lock timeout; ``direct=False``: never, e.g. on an optimizer's path), else (and if
+        that fails) spooled, durable from there on, with a background drain scheduled. A record
+        is any kind the store takes (see ``store.base.decode``). A step's figure the database
+        would refuse is stored as NULL, with a warning; a step record that cannot be stored at
+        all (no usable duration) is dropped with a warning."""
         batch = []
         for record in records:
-            cleaned, problems = storable(record)
+            cleaned, problems = storable(record) if isinstance(record, PerformanceRecord) else (record, [])
             for problem in problems:
                 self._warn(problem, event="record_figures")
             if cleaned is not None:
@@ -101,13 +102,13 @@ class RecordWriter:
             return
         if sla_rules is not None:
             self.sla_rules = sla_rules
-        if self.store.direct_writes and self._write_directly(batch):
+        if direct and self.store.direct_writes and self._write_directly(batch):
             return
         for cleaned in batch:
             with self._state:
-                self._mine.add(cleaned.performance_id)
+                self._mine.add(cleaned.spool_id)
             try:
-                self.store.spool.put(cleaned.performance_id, cleaned.to_json())
+                self.store.spool.put(cleaned.spool_id, cleaned.to_json())
             except OSError as exc:
                 self._hold(cleaned, exc)
         self._relay_spool_notices()
@@ -116,7 +117,7 @@ class RecordWriter:
             self._thread.start()
         self._wake.set()
 
-    def _write_directly(self, records: list[PerformanceRecord]) -> bool:
+    def _write_directly(self, records: list[Any]) -> bool:
         """One transaction for the records, on a thread of its own so that the step waits at
         most the lock timeout whatever the network does; False (with a warning) when they are
         not stored by then. A write that lands after the step gave up is harmless: the spooled
@@ -211,7 +212,7 @@ class RecordWriter:
                 written = store.write(held, self.sla_rules) if held else store.replay_spool(self.sla_rules)
                 with self._state:
                     for record in held:
-                        self._held.pop(record.performance_id, None)
+                        self._held.pop(record.spool_id, None)
                 if self.event_log is not None:
                     self.event_log.event("records_written", level="DEBUG", records=written, database=store.target)
                 return True
@@ -226,9 +227,9 @@ class RecordWriter:
             self._io.release()
 
     # -- when no spool can be written -----------------------------------------------------------
-    def _hold(self, record: PerformanceRecord, exc: OSError) -> None:
+    def _hold(self, record: Any, exc: OSError) -> None:
         with self._state:
-            self._held[record.performance_id] = record
+            self._held[record.spool_id] = record
             dropped = []
             while len(self._held) > MAX_HELD_RECORDS:
                 oldest = next(iter(self._held))
@@ -239,22 +240,22 @@ class RecordWriter:
             self._warn(f"{exc}; records are held in memory and written to {self.store.target} directly "
                        "by the background writer until the spool can be written again")
         for record in dropped:
-            self._warn(f"more than {MAX_HELD_RECORDS} records held in memory; record {record.performance_id} "
-                       f"({record.component_name}) is lost: {record.to_json()}")
+            self._warn(f"more than {MAX_HELD_RECORDS} records held in memory; record {record.spool_id} "
+                       f"is lost: {record.to_json()}")
 
-    def _respool_held(self) -> list[PerformanceRecord]:
+    def _respool_held(self) -> list[Any]:
         """Move held records back to the spool if it can be written again; returns those it can't take."""
         with self._state:
             held = list(self._held.values())
         still = []
         for record in held:
             try:
-                self.store.spool.put(record.performance_id, record.to_json())
+                self.store.spool.put(record.spool_id, record.to_json())
             except OSError:
                 still.append(record)
                 continue
             with self._state:
-                self._held.pop(record.performance_id, None)
+                self._held.pop(record.spool_id, None)
         return still
 
     def _waiting(self, store: MonitoringStore) -> str:

@@ -65,11 +65,13 @@ def test_a_version_2_file_is_upgraded_with_nothing_lost(db_path: Path):
 
     store = MonitoringStore(db_path)
     store.write([make_record()])
-    assert store.schema_version() == SCHEMA_VERSION == 7
+    assert store.schema_version() == SCHEMA_VERSION == 8
     after = _snapshot(db_path)
     assert {t: after[t] for t in before if t != "mon_multi_year_performance"} == {
         t: rows for t, rows in before.items() if t != "mon_multi_year_performance"}
-    assert {t: rows for t, rows in after.items() if t not in before} == {"mon_parameter_changes": []}  # new, empty
+    assert {t: rows for t, rows in after.items() if t not in before} == {  # new, empty
+        t: [] for t in ("mon_parameter_changes", "mon_optimization_runs", "mon_optimization_parameters",
+                        "mon_optimization_iterations")}
     assert set(before["mon_multi_year_performance"]) < set(after["mon_multi_year_performance"])
     with store.connect(read_only=True) as conn:
         # the old row is read through the new definitions: the day it ended, its breach
