@@ -1,5 +1,5 @@
-"""Monitoring assets: trend, SLA-compliance, regression and memory-growth tables built in the
-monitoring database, and a schedule that rebuilds them daily.
+"""Monitoring assets: trend, SLA-compliance, regression, memory-growth and optimization-KPI tables
+built in the monitoring database, and a schedule that rebuilds them daily.
 
     reports = build_monitoring_assets()
     defs = Definitions(assets=[*simulation_assets, *reports],
@@ -93,7 +93,8 @@ _REPORTS: list[tuple[str, str, Headlines]] = [
 
 def build_monitoring_assets(*, resource_key: str = "monitoring", window_days: int = 30,
                             group_name: str = GROUP) -> list[AssetsDefinition]:
-    """The four monitoring assets, built from the last ``window_days`` of history."""
+    """The monitoring assets: four built from the last ``window_days`` of history, and
+    ``mon_optimization_kpis`` (see :func:`build_optimization_kpis`)."""
 
     def make(name: str, description: str, headlines: Headlines) -> AssetsDefinition:
         @asset(name=name, group_name=group_name, description=description, required_resource_keys={resource_key},
@@ -113,7 +114,52 @@ def build_monitoring_assets(*, resource_key: str = "monitoring", window_days: in
 
         return _report
 
-    return [make(*report) for report in _REPORTS]
+    return [*(make(*report) for report in _REPORTS),
+            build_optimization_kpis(resource_key=resource_key, group_name=group_name)]
+
+
+def build_optimization_kpis(*, resource_key: str = "monitoring", group_name: str = GROUP,
+                            breakdown_days: int = 30) -> AssetsDefinition:
+    """``mon_optimization_kpis``: per window (24h, 7d, 30d, 90d) the optimization runs, success rate
+    and its change against the window before, average iterations and time to converge; its
+    metadata adds, over the last ``breakdown_days``, the failure reasons, a per-algorithm comparison
+    and the drift of the converged runs' final parameters. Every figure is numeric metadata
+    (``planwise/success_rate_pct_7d``, ``planwise/failures_max_iterations``,
+    ``planwise/param_cola_rate_last``…), so the UI plots it materialization after materialization."""
+
+    @asset(name="mon_optimization_kpis", group_name=group_name, required_resource_keys={resource_key},
+           retry_policy=RetryPolicy(max_retries=3, delay=10), kinds={"duckdb"},
+           description="Optimization runs per window (24h/7d/30d/90d): runs, success rate and its change, average "
+                       "iterations and time to converge; failure reasons, algorithms and parameter drift.")
+    def _kpis(context: AssetExecutionContext) -> MaterializeResult:
+        store = getattr(context.resources, resource_key).get_store()
+        now = utcnow()
+        with store.session() as session:
+            windows = session.build_optimization_kpis(now).df()
+            breakdown = {k: rows.df() for k, rows in session.optimization_breakdown(
+                now - timedelta(days=breakdown_days)).items()}
+        metadata: dict[str, Any] = {}
+        for w in windows.itertuples():
+            for figure in ("runs", "success_rate_pct", "success_rate_change_pts", "avg_iterations",
+                           "avg_seconds_to_converge"):
+                value = getattr(w, figure)
+                metadata[f"planwise/{figure}_{w.window_name}"] = 0.0 if pd.isna(value) else float(value)
+        for reason in breakdown["failure_reasons"].itertuples():
+            metadata[f"planwise/failures_{str(reason.failure_reason).lower()}"] = int(reason.runs)
+        drift = breakdown["parameter_drift"]
+        for name, group in (drift.groupby("parameter_name") if len(drift) else []):
+            metadata[f"planwise/param_{name}_last"] = float(group.sort_values("day")["avg_final_value"].iloc[-1])
+        shown = windows.drop(columns=["since", "until", "position"])
+        preview = "\n\n".join([
+            "**Windows**\n\n" + markdown_table(shown),
+            f"**Failure reasons ({breakdown_days} days)**\n\n" + markdown_table(breakdown["failure_reasons"]),
+            f"**Algorithms ({breakdown_days} days)**\n\n" + markdown_table(breakdown["algorithms"]),
+            f"**Parameter drift ({breakdown_days} days, converged runs)**\n\n" + markdown_table(drift),
+        ])
+        return MaterializeResult(metadata={**metadata, "dagster/row_count": len(windows),
+                                           "preview": MetadataValue.md(preview)})
+
+    return _kpis
 
 
 def build_monitoring_schedule(assets: Sequence[AssetsDefinition], *, cron_schedule: str = "0 6 * * *",

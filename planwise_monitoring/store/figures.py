@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from .optimization import algorithm_comparison, failed_optimizations, parameter_trends
 from .rollups import DAILY_COLUMNS, DAILY_GRAIN, DAILY_SELECT
 from .rows import Rows, select
 from .schema import Variant
@@ -376,6 +377,12 @@ FIGURES: dict[str, Figure] = {
                                  "p50/p95/max seconds of succeeded steps per component, slowest first"),
     "sla-compliance": Figure(sla_compliance, (), "per component: judged runs, within/warning/breach, compliance %"),
     "regressions": Figure(regressions, (), "detected regressions, worst first"),
+    "failed-optimizations": Figure(failed_optimizations, (),
+                                   "optimization runs that did not converge in the last 7 days, newest first"),
+    "parameter-trends": Figure(parameter_trends, (),
+                               "per UTC day and parameter: the converged optimization runs' final values"),
+    "algorithm-comparison": Figure(algorithm_comparison, (),
+                                   "per algorithm: optimization runs, success rate, avg iterations and time"),
     "trend": Figure(trend, ("component",),
                     "one component per simulation year, scenario and UTC day: runs, avg/min/max/p95 seconds"),
 }
