@@ -5,16 +5,20 @@ Paths come from the environment, with defaults inside the repository:
 file, ``dbt_project/simulation.duckdb``) and ``PLANWISE_MONITORING_DB`` (``monitoring.duckdb``).
 """
 
+import json
 import os
 import shutil
 import sys
 from pathlib import Path
 
+import duckdb
 from dagster import (
     AssetExecutionContext,
     Config,
     Definitions,
+    MaterializeResult,
     StaticPartitionsDefinition,
+    asset,
     define_asset_job,
 )
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
@@ -25,6 +29,7 @@ from planwise_monitoring import (
     build_monitoring_assets,
     build_monitoring_checks,
     build_monitoring_schedule,
+    build_optimization_sensor,
     build_performance_sensor,
     build_run_failure_sensor,
     build_run_summary_sensor,
@@ -68,6 +73,17 @@ class SimulationConfig(Config):
     census_size: int = Field(default=10_000, description="Employees in the starting census.")
     random_seed: int = Field(default=42, description="Seed of every pseudo-random draw.")
     target_growth_rate: float = Field(default=0.03, description="Yearly headcount growth.")
+    hire_rate: float | None = Field(default=None, description="Hires as a share of the headcount (the "
+                                    "calibration's); unset: hire whatever hits target_growth_rate.")
+
+
+class CalibrationConfig(Config):
+    """What the calibration aims at; census and seed as the simulation's."""
+
+    census_size: int = Field(default=10_000, description="Employees in the starting census.")
+    random_seed: int = Field(default=42, description="Seed of every pseudo-random draw.")
+    target_growth_rate: float = Field(default=0.03, description="Yearly headcount growth to hit.")
+    initial_hire_rate: float = Field(default=0.10, description="Where the optimizer starts.")
 
 
 class SimulationTranslator(DagsterDbtTranslator):
@@ -93,14 +109,56 @@ def workforce_simulation(context: AssetExecutionContext, dbt: DbtCliResource, mo
                          config: SimulationConfig):
     """One simulation year: ``dbt build`` of every model for the partition's year."""
     year = int(context.partition_key)
-    yield from monitored_dbt_build(
-        context, dbt, monitoring, database_path=str(SIMULATION_DB),
-        dbt_vars={"simulation_year": year, "census_size": config.census_size,
-                  "random_seed": config.random_seed, "target_growth_rate": config.target_growth_rate},
-    )
+    dbt_vars = {"simulation_year": year, "census_size": config.census_size,
+                "random_seed": config.random_seed, "target_growth_rate": config.target_growth_rate}
+    if config.hire_rate is not None:
+        dbt_vars["hire_rate"] = config.hire_rate
+    yield from monitored_dbt_build(context, dbt, monitoring, database_path=str(SIMULATION_DB), dbt_vars=dbt_vars)
+
+
+@asset(group_name="workforce_simulation", pool="planwise_simulation", kinds={"scipy", "dbt"})
+@monitor_performance("CALIBRATION")
+def hire_rate_calibration(context: AssetExecutionContext, dbt: DbtCliResource, monitoring: MonitoringResource,
+                          config: CalibrationConfig) -> MaterializeResult:
+    """Finds the hire rate that makes the simulation's first year grow at ``target_growth_rate``.
+
+    dbt builds the first year's census and terminations (the real models, with the same seed);
+    each evaluation of the optimizer is then the simulation's headcount equation for that year,
+    ``growth = (headcount * hire_rate - terminations) / headcount`` (the model rounds the hires), so
+    the rate found is the one the dbt model hits when it runs with it. Tracked by the monitoring: every
+    iteration, the run, and the changed parameter in the audit trail."""
+    start_year = int(SIMULATION_YEARS[0])
+    dbt_vars = {"simulation_year": start_year, "census_size": config.census_size, "random_seed": config.random_seed}
+    dbt.cli(["run", "--select", "stg_census int_baseline_workforce int_termination_events",
+             "--vars", json.dumps(dbt_vars)], raise_on_error=True).wait()
+    with duckdb.connect(str(SIMULATION_DB), read_only=True) as conn:
+        [(headcount, terminations)] = conn.execute(
+            "SELECT (SELECT count(*) FROM int_baseline_workforce), "
+            "(SELECT count(*) FROM int_termination_events WHERE simulation_year = ?)", [start_year]).fetchall()
+
+    def miss(x) -> float:
+        growth = (headcount * x[0] - terminations) / headcount
+        return (growth - config.target_growth_rate) ** 2
+
+    from scipy import optimize
+
+    with monitoring.optimization("hire_rate_calibration", algorithm="Nelder-Mead",
+                                 target={"growth_rate": config.target_growth_rate}, max_iterations=200,
+                                 initial_params={"hire_rate": config.initial_hire_rate}, tolerance=1e-12,
+                                 fiscal_year=start_year) as opt:
+        result = optimize.minimize(miss, opt.x0, method="Nelder-Mead", callback=opt.scipy_callback,
+                                   options={"maxiter": 200, "xatol": 1e-9, "fatol": 1e-16})
+        opt.finish(result)
+    hire_rate = round(float(result.x[0]), 6)
+    context.log.info(f"hire_rate {hire_rate} makes {start_year} grow {config.target_growth_rate:.1%} "
+                     f"({terminations} of {headcount} leave); {result.nit} iterations")
+    return MaterializeResult(metadata={"planwise/hire_rate": hire_rate, "planwise/iterations": int(result.nit),
+                                       "planwise/converged": bool(result.success),
+                                       "planwise/optimization_id": opt.optimization_id})
 
 
 simulation_job = define_asset_job("workforce_simulation_job", selection=[workforce_simulation])
+calibration_job = define_asset_job("hire_rate_calibration_job", selection=[hire_rate_calibration])
 
 monitoring = MonitoringResource(
     database_path=str(MONITORING_DB),
@@ -114,12 +172,13 @@ ARTIFACTS = Path(os.environ.get("PLANWISE_ARTIFACTS_DIR", REPO / "artifacts")).r
 monitoring_reports = build_monitoring_assets()
 
 defs = Definitions(
-    assets=[workforce_simulation, *monitoring_reports, run_summaries_spec],
+    assets=[hire_rate_calibration, workforce_simulation, *monitoring_reports, run_summaries_spec],
     asset_checks=[build_monitoring_checks([workforce_simulation])],
     sensors=[build_performance_sensor([workforce_simulation], alert_config=ALERTS),
              build_run_failure_sensor(alert_config=ALERTS, artifacts_dir=ARTIFACTS),
-             build_run_summary_sensor(artifacts_dir=ARTIFACTS)],
+             build_run_summary_sensor(artifacts_dir=ARTIFACTS),
+             build_optimization_sensor(alert_config=ALERTS, parameter_bounds={"hire_rate": (0.0, 0.5)})],
     schedules=[build_monitoring_schedule(monitoring_reports)],
-    jobs=[simulation_job],
+    jobs=[calibration_job, simulation_job],
     resources={"dbt": dbt_resource, "monitoring": monitoring},
 )

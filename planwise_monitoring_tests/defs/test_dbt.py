@@ -229,3 +229,25 @@ def test_the_sensor_judges_every_materialization_of_the_demo(demo, instance, two
         assert sla[m.storage_id].asset_key == m.asset_key
         assert (sla[m.storage_id].metadata["performance_id"].value
                 == m.asset_materialization.metadata["planwise/performance_id"].value)
+
+
+def test_the_calibration_finds_the_hire_rate_the_simulation_then_hits(demo, instance, two_years):
+    """Kept last: it re-runs 2025 with the calibrated rate (the dbt test holds the start year to the target)."""
+    calibration = demo.defs.resolve_job_def("hire_rate_calibration_job").execute_in_process(
+        instance=instance, run_config={"ops": {"hire_rate_calibration": {"config": {"census_size": CENSUS_SIZE}}}})
+    [event] = calibration.get_asset_materialization_events()
+    hire_rate = event.materialization.metadata["planwise/hire_rate"].value
+    store = demo.monitoring.get_store()
+    assert demo.monitoring.flush()
+    [run] = store.read_table("mon_optimization_runs").to_dict("records")
+    assert run["converged"] and run["dagster_run_id"] == calibration.run_id
+    assert len(store.read_table("mon_optimization_iterations")) > 5
+    [change] = store.read_table("mon_parameter_changes").to_dict("records")
+    assert (change["parameter_name"], change["change_source"]) == ("hire_rate", "optimization")
+    assert round(change["new_value"], 6) == hire_rate and store.verify_audit().ok
+    result = demo.defs.resolve_job_def("workforce_simulation_job").execute_in_process(
+        partition_key="2025", instance=instance, raise_on_error=False,
+        run_config={"ops": {"workforce_simulation": {"config": {"census_size": CENSUS_SIZE, "hire_rate": hire_rate}}}})
+    assert result.success  # including assert_headcount_grows_at_target_rate, now met by the hire rate
+    hires = count(demo, "SELECT count(*) FROM int_hire_events WHERE simulation_year = 2025")
+    assert hires == round(CENSUS_SIZE * hire_rate)

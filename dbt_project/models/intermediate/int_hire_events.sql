@@ -5,7 +5,10 @@
       target_headcount = round(baseline_headcount * (1 + target_growth_rate))
       hires            = target_headcount - (baseline_headcount - terminations)
 
-  (never negative; with negative growth larger than attrition the target is missed).
+  (never negative; with negative growth larger than attrition the target is missed), or, when
+  var('hire_rate') is set (the demo's calibration finds it), a fixed share of the headcount:
+
+      hires            = round(baseline_headcount * hire_rate)
   New hires get new ids 'EMP<year>_<nnnnnnn>', mostly at junior levels.
 #}
 {{ config(
@@ -33,10 +36,14 @@ terminations as (
 hire_count as (
 
     select
+        {%- if var('hire_rate', none) is not none %}
+        round(headcount * {{ var('hire_rate') }})::bigint as hires
+        {%- else %}
         greatest(
             0,
             round(headcount * (1 + {{ var('target_growth_rate') }}))::bigint - (headcount - terminated)
         ) as hires
+        {%- endif %}
     from baseline_headcount, terminations
 
 ),
