@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nSLA compliance over all runs: {headline['mon_sla_compliance']['planwise/overall_compliance_pct'].value}% "
               f"({headline['mon_sla_compliance']['planwise/sla_breaches'].value} breaches); regressions: "
               f"{headline['mon_regression_report']['planwise/regressions'].value}")
-    _print_calibration(d.monitoring.get_store(), calibrated.materialization.metadata["planwise/optimization_id"].value)
+    _print_calibration(d.monitoring.get_store(), str(calibrated.materialization.metadata["planwise/optimization_id"].value))
     _print_growth(d.SIMULATION_DB, years)
     print(f"\nRecorded in {d.MONITORING_DB} (mon_multi_year_performance; {runs} simulation run(s) so far).")
     print("Open the Dagster UI with `make ui`, then http://127.0.0.1:3000 "
@@ -96,7 +96,7 @@ def _print_growth(simulation_db, years: list[str]) -> None:
         rows = conn.execute(
             "SELECT simulation_year, count(*) FILTER (WHERE employment_status = 'active') FROM fct_workforce_snapshot "
             "GROUP BY 1 ORDER BY 1").fetchall()
-        census = conn.execute("SELECT count(*) FROM stg_census").fetchone()[0]
+        [(census,)] = conn.execute("SELECT count(*) FROM stg_census").fetchall()
     headcount = dict(rows)
     growth, previous = [], census
     for year in map(int, years):
