@@ -328,11 +328,20 @@ class MonitoringResource(ConfigurableResource):
                            dagster_run_id=context.run_id if context is not None else None,
                            asset_key=asset_key, partition_key=partition_key)
 
-    @staticmethod
-    def _log_outcome(records: Sequence[Any]) -> None:
+    def _log_outcome(self, records: Sequence[Any]) -> None:
+        """The finished run in the structured event log and in the step's Dagster log."""
         run = next((r for r in records if isinstance(r, OptimizationRun)), None)
+        if run is None:
+            return
+        event_log = self.get_event_log()
+        if event_log is not None:
+            event_log.event("optimization_finished", level="INFO" if run.converged else "WARNING",
+                            run_id=run.dagster_run_id, asset=run.asset_key, component=run.optimization_name,
+                            optimization_id=run.optimization_id, algorithm=run.algorithm, status=run.status,
+                            failure_reason=run.failure_reason, iterations=run.iterations,
+                            objective=run.objective_value, duration_seconds=round(run.duration_seconds, 6))
         context = _current_context()
-        if run is None or context is None:
+        if context is None:
             return
         outcome = "converged" if run.converged else f"did not converge ({run.failure_reason})"
         context.log.info(f"planwise-monitoring: optimization {run.optimization_name} ({run.algorithm}) {outcome} "

@@ -10,6 +10,7 @@ Each materialization carries what a person reads in the UI: a Markdown preview o
 the row count, and numeric headline figures (e.g. overall SLA compliance %), which plot over time.
 """
 
+import re
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -148,7 +149,7 @@ def build_optimization_kpis(*, resource_key: str = "monitoring", group_name: str
             metadata[f"planwise/failures_{str(reason.failure_reason).lower()}"] = int(reason.runs)
         drift = breakdown["parameter_drift"]
         for name, group in (drift.groupby("parameter_name") if len(drift) else []):
-            metadata[f"planwise/param_{name}_last"] = float(group.sort_values("day")["avg_final_value"].iloc[-1])
+            metadata[f"planwise/param_{re.sub(r'[^A-Za-z0-9_]', '_', str(name))}_last"] = float(group.sort_values("day")["avg_final_value"].iloc[-1])
         shown = windows.drop(columns=["since", "until", "position"])
         preview = "\n\n".join([
             "**Windows**\n\n" + markdown_table(shown),

@@ -160,3 +160,13 @@ def test_records_read_back_from_the_spool_strictly(monitoring):
             OptimizationRun.from_json(json.dumps({**data, **change}))
     with pytest.raises(ValueError):
         IterationChunk.from_json(dataclasses.replace(chunk, iterations=()).to_json())
+
+
+def test_the_finished_run_is_an_event_of_the_structured_log(tmp_path):
+    log_path = tmp_path / "events.jsonl"
+    monitoring = MonitoringResource(database_path=str(tmp_path / "m.duckdb"), json_log_path=str(log_path))
+    minimize_tracked(monitoring, max_iterations=5)
+    monitoring.get_event_log().close()
+    [event] = [e for e in map(json.loads, log_path.read_text().splitlines()) if e["event"] == "optimization_finished"]
+    assert (event["level"], event["fields"]["failure_reason"], event["component"]) == ("WARNING", "MAX_ITERATIONS",
+                                                                              "merit_calibration")
