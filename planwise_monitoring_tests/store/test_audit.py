@@ -142,7 +142,7 @@ def _append(target: str, worker: int, batches: int, size: int) -> None:
 def test_four_processes_appending_at_once_keep_one_chain(backend: Backend):
     store = backend.store()
     store.log_changes([])  # the schema, before the processes race
-    batches, size = (25, 100) if backend.is_postgres else (10, 100)
+    batches, size = 25, 100  # 10,000 entries
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_append, args=(backend.target, w, batches, size)) for w in range(4)]
     for p in procs:
