@@ -84,7 +84,7 @@ def load(store: MonitoringStore, d: Dialect, rows: int) -> float:
         now = conn.execute("SELECT CAST(? AS TIMESTAMP)", [utcnow()]).fetchone()[0]
         literal = f"CAST('{now.isoformat(sep=' ')}' AS TIMESTAMP)"
         for sql in history_sql(d, rows // ITERATIONS_PER_RUN, literal):
-            conn.execute(sql)
+            conn.execute(d.render(sql))
         if not d.duck:
             conn.execute("ANALYZE")
     return time.perf_counter() - started
