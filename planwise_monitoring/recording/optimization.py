@@ -259,12 +259,22 @@ class OptimizationTracker:
                  tb: TracebackType | None) -> Literal[False]:
         try:
             self.run = self._make_run(exc)
-            extra = list(self._on_finished(self.run)) if self._on_finished and self.run.converged else []
-            self._hand_over_iterations(at_end=True, with_=[self.run, *extra])
+            self._hand_over_iterations(at_end=True, with_=[self.run, *self._changes(self.run)])
         except Exception as problem:  # never in the way of the optimizer's own exception, or of the asset
             log.warning("planwise-monitoring: optimization %s not recorded: %s", self.name,
                         redact(f"{type(problem).__name__}: {problem}"))
         return False  # an exception inside the block goes on unchanged
+
+    def _changes(self, run: OptimizationRun) -> list[Any]:
+        """The audit entries of a converged run; a failure to make them costs them only, not the run."""
+        if self._on_finished is None or not run.converged:
+            return []
+        try:
+            return list(self._on_finished(run))
+        except Exception as problem:
+            log.warning("planwise-monitoring: parameter changes of optimization %s not logged: %s", self.name,
+                        redact(f"{type(problem).__name__}: {problem}"))
+            return []
 
     def _make_run(self, exc: BaseException | None) -> OptimizationRun:
         duration = time.perf_counter() - self._t0
