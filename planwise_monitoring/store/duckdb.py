@@ -72,16 +72,17 @@ class DuckDBConnection(BackendConnection):
         """Rows changed by one INSERT, UPDATE or DELETE (DuckDB returns the count as a row)."""
         return int((self.raw.execute(sql, params).fetchone() or (0,))[0])
 
-    def insert_rows(self, table: str, columns: list[str], rows: list[list[Any]], on_conflict: bool = True) -> None:
+    def insert_rows(self, table: str, columns: list[str], rows: list[list[Any]], on_conflict: bool = True) -> int:
         """One INSERT of every row, each column sent as one typed list (``unnest(?::TYPE[])``):
-        seven times cheaper than a VALUES list of one parameter per value, whatever the row count."""
+        seven times cheaper than a VALUES list of one parameter per value, whatever the row count.
+        Returns how many rows went in (a key refuses the others when ``on_conflict``)."""
         if not rows:
-            return
+            return 0
         types = self._column_types(table)
         select = ", ".join(f"unnest(?::{types[c]}[])" for c in columns)
         conflict = " ON CONFLICT DO NOTHING" if on_conflict else ""
-        self.raw.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {select}{conflict}",
-                         [list(values) for values in zip(*rows, strict=True)])
+        return self.count(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {select}{conflict}",
+                          [list(values) for values in zip(*rows, strict=True)])
 
     def _column_types(self, table: str) -> dict[str, str]:
         types = _COLUMN_TYPES.get(table)

@@ -103,17 +103,8 @@ def insert_optimization(conn: Any, runs: Sequence[OptimizationRun], chunks: Sequ
     if chunks:
         rows = [[c.optimization_id, i, epoch_to_utc(at), objective, json.dumps(params), gradient]
                 for c in chunks for (i, at, objective, params, gradient) in c.iterations]
-        before = _count_iterations(conn, chunks)
-        conn.insert_rows("mon_optimization_iterations", _ITERATION_COLUMNS, rows)
-        inserted += _count_iterations(conn, chunks) - before
+        inserted += conn.insert_rows("mon_optimization_iterations", _ITERATION_COLUMNS, rows)
     return inserted
-
-
-def _count_iterations(conn: Any, chunks: Sequence[IterationChunk]) -> int:
-    ids = sorted({c.optimization_id for c in chunks})
-    (n,) = conn.execute("SELECT count(*) FROM mon_optimization_iterations "
-                        "WHERE optimization_id IN (SELECT unnest(?::UUID[]))", [ids]).fetchone()
-    return int(n)
 
 
 # -- the figures ---------------------------------------------------------------------------------

@@ -119,10 +119,13 @@ class PostgresConnection(BackendConnection):
     def count(self, sql: str, params: Sequence[Any] | None = None) -> int:
         return max(self.execute(sql, params).rowcount, 0)
 
-    def insert_rows(self, table: str, columns: list[str], rows: list[list[Any]]) -> None:
-        if rows:
-            self._run(f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM {self._relation(table, columns)} "
-                      "ON CONFLICT DO NOTHING", [_json_rows(columns, rows)])
+    def insert_rows(self, table: str, columns: list[str], rows: list[list[Any]]) -> int:
+        """Insert the rows a key does not refuse; returns how many went in."""
+        if not rows:
+            return 0
+        cur = self._run(f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM {self._relation(table, columns)} "
+                        "ON CONFLICT DO NOTHING", [_json_rows(columns, rows)])
+        return max(cur.rowcount, 0)
 
     def insert_new(self, table: str, columns: list[str], rows: list[list[Any]], key: str,
                    select: tuple[list[str], str] | None = None, then: str | None = None) -> set[str]:
