@@ -285,7 +285,7 @@ class OptimizationTracker:
         iterations = r.iterations if r.iterations is not None else self._count
         reason = _failure_reason(exc, r, objective, iterations, self.max_iterations, self.tolerance)
         converged = reason is None
-        names = self.parameter_names or tuple(f"x{i}" for i in range(len(final or ())))
+        names = self._names(len(final or ()))
         initial = self.x0 or [None] * len(names)
         finals = list(final) if final is not None else [None] * len(names)
         return OptimizationRun(
@@ -303,12 +303,15 @@ class OptimizationTracker:
                              for n, a, b in zip(names, initial, finals, strict=False)),
         )
 
+    def _names(self, width: int) -> tuple[str, ...]:
+        """The parameters' names: as given, else x0, x1, … for a run started without them."""
+        return self.parameter_names or _default_names(width)
+
     def _hand_over_iterations(self, at_end: bool, with_: Sequence[Any] = ()) -> None:
         chunk, self._iterations = self._iterations, []
         records = [*with_]
         if chunk:
-            names = self.parameter_names or tuple(f"x{i}" for i in range(len(chunk[0][3])))
-            records.insert(0, IterationChunk(self.optimization_id, names, tuple(chunk)))
+            records.insert(0, IterationChunk(self.optimization_id, self._names(len(chunk[0][3])), tuple(chunk)))
         if records:
             self._submit(records, at_end)
 
@@ -373,12 +376,16 @@ def _initial(initial_params: Any, names: Sequence[str] | None) -> tuple[tuple[st
     else:
         values = [] if initial_params is None else list(
             initial_params.tolist() if hasattr(initial_params, "tolist") else initial_params)
-        names = list(names or [f"x{i}" for i in range(len(values))])
+        names = list(names or _default_names(len(values)))
         if values and len(values) != len(names):
             raise ValueError(f"{len(names)} param_names for {len(values)} initial values")
     for name in names:
         _check_text("parameter name", name)
     return tuple(names), [_finite(v) for v in values]
+
+
+def _default_names(width: int) -> tuple[str, ...]:
+    return tuple(f"x{i}" for i in range(width))
 
 
 def _target_json(target: Any) -> str | None:
