@@ -56,7 +56,7 @@ from typing import Any
 
 from ..recording.measure import utcnow
 from ..redaction import redact
-from ..store import MonitoringStore, StoreError
+from ..store import MonitoringStore
 from .apprise_channel import AppriseChannel
 from .channels import (
     DEFAULT_TIMEOUT_SECONDS,
@@ -175,8 +175,8 @@ class AlertDispatcher:
         self.sleep = sleep
         self.channels: dict[str, Channel] = {name: build_channel(c, self.logger) for name, c in config.channels.items()}
         self._tried: set[tuple[str, str]] = set()
-        # what a session of this store may raise besides StoreError (the backend's driver errors)
-        self._store_errors: tuple[type[BaseException], ...] = (StoreError, OSError, *store.database_errors)
+        # what a session of this store raises when the database cannot serve it (see MonitoringStore)
+        self._store_errors = store.unavailable_errors
 
     def _now(self) -> datetime:
         now = self.clock()

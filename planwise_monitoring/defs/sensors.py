@@ -324,7 +324,7 @@ def build_optimization_sensor(*, name: str = "planwise_optimization_sensor", res
             store.replay_spool()
             with store.session(read_only=True) as session:
                 runs = [r for r in session.optimization_runs(since) if str(r["optimization_id"]) not in judged]
-        except (StoreError, OSError, *store.database_errors) as exc:  # type: ignore[misc]
+        except store.unavailable_errors as exc:
             dispatcher.retry_pending()
             return SkipReason(f"monitoring database unavailable, will retry: {redact(str(exc))}")
         if not runs:

@@ -131,6 +131,12 @@ class MonitoringStore:
         self.lock_timeout_seconds = lock_timeout_seconds
         self.spool = Spool(spool_dir or self.default_spool_dir())
 
+    @property
+    def unavailable_errors(self) -> tuple[type[BaseException], ...]:
+        """What a session of this store may raise when the database cannot serve it (locked,
+        unreachable, refusing): the errors a sensor or the alerting treats as "try again later"."""
+        return (StoreError, OSError, *self.database_errors)
+
     # -- what a backend provides ------------------------------------------------------------------
     @property
     def target(self) -> str:
