@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,33 @@ def excerpt(value: Any, limit: int = EXCERPT_CHARS) -> str:
     """
     text = repr(value) if not isinstance(value, (list, dict, tuple, set)) else _short_repr(value, limit)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_DURATION = re.compile(rf"(?:{_DURATION_PART.pattern})+")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration_seconds(value: Any, *, allow_zero: bool = True) -> float:
+    """Seconds from a number or a string such as ``"90s"``, ``"30m"``, ``"1h30m"`` or ``"28d"``;
+    ValueError (quoting at most an excerpt) for anything else.
+
+        assert duration_seconds("1h30m") == 5400.0
+    """
+    seconds: float | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        if re.fullmatch(r"\d+(?:\.\d+)?", text):
+            seconds = float(text)
+        elif _DURATION.fullmatch(text):
+            seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
+    if seconds is None or not math.isfinite(seconds):
+        raise ValueError(f"expected a duration such as 3600, \"90s\", \"30m\" or \"1h\", got {excerpt(value)}")
+    if seconds < 0 or (seconds == 0 and not allow_zero):
+        raise ValueError(f"must be {'>= 0' if allow_zero else '> 0'}, got {excerpt(value)}")
+    return seconds
 
 
 def _short_repr(value: Any, limit: int) -> str:

@@ -40,7 +40,6 @@ policy decides with.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -56,7 +55,7 @@ from pydantic import (
     model_validator,
 )
 
-from ..yaml_files import excerpt, read_yaml
+from ..yaml_files import duration_seconds, excerpt, read_yaml
 from .policy import (
     DEFAULT_CHANNEL,
     AlertConfig,
@@ -68,9 +67,6 @@ from .policy import (
     Severity,
 )
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_DURATION = re.compile(rf"(?:{_DURATION_PART.pattern})+")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Literal secrets people will try; each gets told which *_env option to use instead.
 _LITERAL_SECRETS = {"url": "url_env", "webhook_url": "url_env", "password": "password_env",
@@ -83,26 +79,9 @@ def parse_duration(value: Any, where: str, *, allow_zero: bool = True) -> float:
         assert parse_duration("1h30m", "throttle") == 5400.0
     """
     try:
-        return _seconds(value, allow_zero=allow_zero)
+        return duration_seconds(value, allow_zero=allow_zero)
     except ValueError as exc:
         raise AlertConfigError(f"{where}: {exc}") from None
-
-
-def _seconds(value: Any, *, allow_zero: bool = True) -> float:
-    seconds: float | None = None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    elif isinstance(value, str):
-        text = value.strip().replace(" ", "")
-        if re.fullmatch(r"\d+(?:\.\d+)?", text):
-            seconds = float(text)
-        elif _DURATION.fullmatch(text):
-            seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
-    if seconds is None or not math.isfinite(seconds):
-        raise ValueError(f"expected a duration such as 3600, \"90s\", \"30m\" or \"1h\", got {excerpt(value)}")
-    if seconds < 0 or (seconds == 0 and not allow_zero):
-        raise ValueError(f"must be {'>= 0' if allow_zero else '> 0'}, got {excerpt(value)}")
-    return seconds
 
 
 def _env_name(value: Any) -> str:
@@ -136,8 +115,8 @@ def _channel_names(value: Any) -> list[str]:
     return list(dict.fromkeys(value))
 
 
-Duration = Annotated[float, BeforeValidator(_seconds)]
-Timeout = Annotated[float, BeforeValidator(lambda v: _seconds(v, allow_zero=False))]
+Duration = Annotated[float, BeforeValidator(duration_seconds)]
+Timeout = Annotated[float, BeforeValidator(lambda v: duration_seconds(v, allow_zero=False))]
 EnvName = Annotated[str, BeforeValidator(_env_name)]
 Names = Annotated[list[str], BeforeValidator(_names)]
 ChannelNames = Annotated[list[str], BeforeValidator(_channel_names)]
