@@ -50,6 +50,8 @@ class AlertType(str, Enum):
     OPTIMIZATION_NOT_CONVERGED = "OPTIMIZATION_NOT_CONVERGED"
     OPTIMIZATION_SLOW = "OPTIMIZATION_SLOW"  # converged, in more iterations than the warning threshold
     PARAMETER_EXTREME = "PARAMETER_EXTREME"  # a final parameter value outside its configured bounds
+    SLO_FAST_BURN = "SLO_FAST_BURN"  # an SLO's error budget burning fast enough to page
+    SLO_SLOW_BURN = "SLO_SLOW_BURN"  # burning slowly: a ticket
 
 
 class Severity(str, Enum):

@@ -264,17 +264,18 @@ def parse_sla_definition(raw: Any, where: str, *, is_default: bool = False) -> S
 
 
 def parse_sla_config(raw: Any, source: str) -> tuple[list[SlaDefinition], SlaDefinition | None]:
-    """Parse ``{"default": {...}, "definitions": [...]}`` (or a bare list of definitions)."""
+    """Parse ``{"default": {...}, "definitions": [...]}`` (or a bare list of definitions); an ``slos:``
+    section is allowed beside them and read by :func:`.slo.load_slo_file`."""
     if raw is None:
         return [], None
     if isinstance(raw, list):
         raw = {"definitions": raw}
     if not isinstance(raw, Mapping):
         raise SlaConfigError(f"{source}: expected 'definitions:' (a list) and optionally 'default:'")
-    unknown = sorted(set(map(str, raw)) - {"definitions", "default"})
+    unknown = sorted(set(map(str, raw)) - {"definitions", "default", "slos"})  # slos: see .slo
     if unknown:
         raise SlaConfigError(f"{source}: unknown top-level key(s) {[str(k)[:40] for k in unknown[:5]]}; "
-                             "allowed: ['default', 'definitions']")
+                             "allowed: ['default', 'definitions', 'slos']")
     entries = raw.get("definitions") or []
     if not isinstance(entries, list):
         raise SlaConfigError(f"{source}: 'definitions' must be a list")
