@@ -32,10 +32,12 @@ if TYPE_CHECKING:
         build_performance_sensor,
         build_run_failure_sensor,
         build_run_summary_sensor,
+        build_slo_sensor,
     )
     from .evaluation.optimization import OptimizationRules
     from .evaluation.regression import RegressionSeverity, RegressionVerdict, detect_regression
     from .evaluation.sla import PerformanceCategory, SlaConfigError, SlaStatus, load_sla_file
+    from .evaluation.slo import Slo, SloStatus, load_slo_file
     from .recording.measure import ComponentTiming
     from .recording.optimization import OptimizationRun, OptimizationTracker
     from .recording.partitions import PartitionKeyError
@@ -61,6 +63,8 @@ _PUBLIC = {
     "SlaConfigError": "evaluation.sla",
     "SlaDefinitionConfig": "defs.resource",
     "SlaStatus": "evaluation.sla",
+    "Slo": "evaluation.slo",
+    "SloStatus": "evaluation.slo",
     "StoreError": "store",
     "StoreLockedError": "store",
     "build_monitoring_assets": "reporting.assets",
@@ -70,9 +74,11 @@ _PUBLIC = {
     "build_performance_sensor": "defs.sensors",
     "build_run_failure_sensor": "defs.sensors",
     "build_run_summary_sensor": "defs.sensors",
+    "build_slo_sensor": "defs.sensors",
     "detect_regression": "evaluation.regression",
     "load_alert_config": "alerting.policy",
     "load_sla_file": "evaluation.sla",
+    "load_slo_file": "evaluation.slo",
     "monitor_performance": "defs.decorator",
     "monitored_dbt_build": "defs.dbt",
     "run_summaries_spec": "reporting.summaries",

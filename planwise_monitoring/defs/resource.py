@@ -24,6 +24,7 @@ from ..evaluation.sla import (
     merge_definitions,
     parse_sla_definition,
 )
+from ..evaluation.slo import Slo, load_slo_file
 from ..events import JsonEventLog, JsonLogConfig
 from ..recording.measure import ComponentTiming, current_meter, phase, utcnow
 from ..recording.optimization import OptimizationRun, OptimizationTracker, RunIdentity, target_value
@@ -118,7 +119,8 @@ class MonitoringResource(ConfigurableResource):
         default="baseline",
         description="Scenario name stored with every record; a run tag planwise/scenario overrides it.",
     )
-    sla_file: str | None = Field(default=None, description="YAML file of SLA definitions.")
+    sla_file: str | None = Field(default=None, description="YAML file of SLA definitions (and of the SLOs, "
+                                                         "its 'slos:' section).")
     sla_definitions: list[SlaDefinitionConfig] = Field(
         default=[], description="SLA definitions that override the file's and the defaults."
     )
@@ -143,6 +145,7 @@ class MonitoringResource(ConfigurableResource):
     _writer: RecordWriter | None = PrivateAttr(default=None)
     _event_log: JsonEventLog | None = PrivateAttr(default=None)
     _rules: tuple[int | None, SlaRules] | None = PrivateAttr(default=None)  # (SLA file's mtime, rules)
+    _slos: tuple[int | None, list[Slo]] | None = PrivateAttr(default=None)  # (SLA file's mtime, SLOs)
 
     @model_validator(mode="after")
     def _validate(self) -> MonitoringResource:
@@ -189,15 +192,26 @@ class MonitoringResource(ConfigurableResource):
 
     def get_sla_rules(self) -> SlaRules:
         """The effective SLA rules (kept while the configuration and the SLA file are unchanged)."""
-        file_stamp = None
-        if self.sla_file:
-            try:
-                file_stamp = os.stat(self.sla_file).st_mtime_ns
-            except OSError as exc:
-                raise SlaConfigError(f"cannot read SLA file {self.sla_file}: {exc.strerror}") from None
+        file_stamp = self._sla_file_stamp()
         if self._rules is None or self._rules[0] != file_stamp:
             self._rules = (file_stamp, self._build_rules())
         return self._rules[1]
+
+    def get_slos(self) -> list[Slo]:
+        """The SLOs of the SLA file's ``slos:`` section (none without a file; kept while it is
+        unchanged). A malformed one is an ``SloConfigError`` naming the file, entry and field."""
+        file_stamp = self._sla_file_stamp()
+        if self._slos is None or self._slos[0] != file_stamp:
+            self._slos = (file_stamp, load_slo_file(self.sla_file) if self.sla_file else [])
+        return self._slos[1]
+
+    def _sla_file_stamp(self) -> int | None:
+        if not self.sla_file:
+            return None
+        try:
+            return os.stat(self.sla_file).st_mtime_ns
+        except OSError as exc:
+            raise SlaConfigError(f"cannot read SLA file {self.sla_file}: {exc.strerror}") from None
 
     def _build_rules(self) -> SlaRules:
         overrides = tuple(

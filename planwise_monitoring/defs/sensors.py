@@ -56,6 +56,7 @@ from dagster import (
 from ..alerting.dispatcher import AlertDispatcher
 from ..alerting.policy import Alert, AlertConfig, AlertType, Severity, load_alert_config, parse_alert_config
 from ..evaluation.optimization import OptimizationRules, optimization_alerts
+from ..evaluation.slo import burn_alerts, evaluate_slos
 from ..evaluation.verdicts import Evaluation, evaluate_records
 from ..recording.measure import utcnow
 from ..redaction import redact
@@ -338,6 +339,56 @@ def build_optimization_sensor(*, name: str = "planwise_optimization_sensor", res
         judged.update({str(r["optimization_id"]): r["finished_at"].isoformat() for r in runs})
         cutoff = since.isoformat()
         return SensorResult(cursor=json.dumps({k: v for k, v in judged.items() if v >= cutoff}, sort_keys=True))
+
+    return _sensor
+
+
+def build_slo_sensor(*, name: str = "planwise_slo_sensor", resource_key: str = "monitoring",
+                     alert_config: AlertConfig | str | Path | None = None, minimum_interval_seconds: int = 60,
+                     default_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING,
+                     clock: Callable[[], datetime] = utcnow) -> SensorDefinition:
+    """A sensor that judges the SLOs of the resource's SLA file (its ``slos:`` section, see
+    :mod:`planwise_monitoring.evaluation.slo`) every tick and alerts when one's error budget starts
+    burning: SLO_FAST_BURN (CRITICAL, a page) or SLO_SLOW_BURN (WARNING, a ticket), through the
+    alert config's routes.
+
+        from planwise_monitoring import build_slo_sensor
+
+        build_slo_sensor(alert_config="alerts.yaml")   # SLOs: MonitoringResource(sla_file=...)
+
+    An SLO is alerted when its level rises (none -> ticket -> page), once: the cursor keeps each
+    SLO's level, so a burn that lasts for hours is not announced every tick or every throttle
+    window; once it stops (level none) a new burn is alerted again. Every tick replays the local
+    spool first, so the SLOs count what this machine recorded. If the store cannot be read the
+    tick skips without moving its cursor."""
+    config = _alert_config(alert_config)
+
+    @sensor(name=name, minimum_interval_seconds=minimum_interval_seconds, default_status=default_status,
+            required_resource_keys={resource_key},
+            description="Judges the SLOs' error budgets and alerts on fast (page) and slow (ticket) burns.")
+    def _sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
+        monitoring: MonitoringResource = getattr(context.resources, resource_key)
+        slos = monitoring.get_slos()
+        store = monitoring.get_store()
+        dispatcher = AlertDispatcher(store, config, context.log, clock)
+        if not slos:
+            dispatcher.retry_pending()
+            return SkipReason("no SLOs: the SLA file has no 'slos:' section")
+        try:
+            store.replay_spool(monitoring.get_sla_rules())
+            with store.session(read_only=True) as session:
+                statuses = evaluate_slos(session, slos, clock())
+        except store.unavailable_errors as exc:
+            dispatcher.retry_pending()
+            return SkipReason(f"monitoring database unavailable, will retry: {redact(str(exc))}")
+        previous: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+        alerts, levels = burn_alerts(statuses, previous)
+        report = dispatcher.dispatch(alerts)
+        dispatcher.retry_pending()
+        for status in statuses:
+            context.log.info(f"planwise-monitoring: {status.summary()}")
+        context.log.info(f"planwise-monitoring: judged {len(statuses)} SLO(s), {len(alerts)} alert(s): {report}")
+        return SensorResult(cursor=json.dumps(levels, sort_keys=True))
 
     return _sensor
 

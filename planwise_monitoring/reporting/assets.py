@@ -1,5 +1,5 @@
-"""Monitoring assets: trend, SLA-compliance, regression, memory-growth and optimization-KPI tables
-built in the monitoring database, and a schedule that rebuilds them daily.
+"""Monitoring assets: trend, SLA-compliance, regression, memory-growth, optimization-KPI and SLO
+tables built in the monitoring database, and a schedule that rebuilds them daily.
 
     reports = build_monitoring_assets()
     defs = Definitions(assets=[*simulation_assets, *reports],
@@ -28,6 +28,7 @@ from dagster import (
     define_asset_job,
 )
 
+from ..evaluation.slo import SloStatus, evaluate_slos, span
 from ..recording.measure import utcnow
 from ..store import StoreSession
 
@@ -94,8 +95,9 @@ _REPORTS: list[tuple[str, str, Headlines]] = [
 
 def build_monitoring_assets(*, resource_key: str = "monitoring", window_days: int = 30,
                             group_name: str = GROUP) -> list[AssetsDefinition]:
-    """The monitoring assets: four built from the last ``window_days`` of history, and
-    ``mon_optimization_kpis`` (see :func:`build_optimization_kpis`)."""
+    """The monitoring assets: four built from the last ``window_days`` of history,
+    ``mon_optimization_kpis`` (see :func:`build_optimization_kpis`) and ``mon_slo_status`` (see
+    :func:`build_slo_status`)."""
 
     def make(name: str, description: str, headlines: Headlines) -> AssetsDefinition:
         @asset(name=name, group_name=group_name, description=description, required_resource_keys={resource_key},
@@ -116,7 +118,8 @@ def build_monitoring_assets(*, resource_key: str = "monitoring", window_days: in
         return _report
 
     return [*(make(*report) for report in _REPORTS),
-            build_optimization_kpis(resource_key=resource_key, group_name=group_name)]
+            build_optimization_kpis(resource_key=resource_key, group_name=group_name),
+            build_slo_status(resource_key=resource_key, group_name=group_name)]
 
 
 def build_optimization_kpis(*, resource_key: str = "monitoring", group_name: str = GROUP,
@@ -161,6 +164,52 @@ def build_optimization_kpis(*, resource_key: str = "monitoring", group_name: str
                                            "preview": MetadataValue.md(preview)})
 
     return _kpis
+
+
+def _status_row(status: SloStatus, now: datetime) -> list[Any]:
+    """One SLO's row of ``mon_slo_status`` (the store's ``slo.STATUS_COLUMNS``)."""
+    slo = status.slo
+    long_rates = [status.burn_rates[rule.long] for rule in slo.burn_alerts]
+    firing = "; ".join(f"{r.level}: {span(r.long)} and {span(r.short)} at >= {r.burn_rate:g}x" for r in status.firing)
+    return [slo.name, slo.indicator.value, slo.objective, slo.window / 86400, status.events, status.bad,
+            status.attainment_pct, status.budget_remaining_pct, max(long_rates, default=0.0), status.level.value,
+            firing or None, now]
+
+
+def build_slo_status(*, resource_key: str = "monitoring", group_name: str = GROUP) -> AssetsDefinition:
+    """``mon_slo_status``: per SLO of the SLA file's ``slos:`` section (see
+    :mod:`planwise_monitoring.evaluation.slo`) its events, attainment, error budget remaining, the
+    highest burn rate of its alert rules' long windows and the alert level now. Each figure is
+    numeric metadata per SLO (``planwise/slo/<name>/budget_remaining_pct``, ``.../attainment_pct``,
+    ``.../burn_rate_1h``…), so the UI plots the budget remaining materialization after
+    materialization."""
+
+    @asset(name="mon_slo_status", group_name=group_name, required_resource_keys={resource_key},
+           retry_policy=RetryPolicy(max_retries=3, delay=10), kinds={"duckdb"},
+           description="Per SLO: attainment against its objective over its window, error budget remaining, "
+                       "burn rates and the alert level (page / ticket / none).")
+    def _slo_status(context: AssetExecutionContext) -> MaterializeResult:
+        monitoring = getattr(context.resources, resource_key)
+        slos = monitoring.get_slos()
+        now = utcnow()
+        with monitoring.get_store().session() as session:
+            statuses = evaluate_slos(session, slos, now)
+            table = session.build_slo_status([_status_row(s, now) for s in statuses]).df()
+        metadata: dict[str, Any] = {}
+        for status in statuses:
+            key = f"planwise/slo/{status.slo.name}"
+            metadata[f"{key}/budget_remaining_pct"] = round(float(status.budget_remaining_pct), 4)
+            if status.attainment_pct is not None:  # no events: nothing measured, no point plotted
+                metadata[f"{key}/attainment_pct"] = round(float(status.attainment_pct), 4)
+            metadata[f"{key}/events"] = status.events
+            for window, rate in status.burn_rates.items():
+                metadata[f"{key}/burn_rate_{span(window).replace(' ', '')}"] = round(float(rate), 4)
+        shown = table.drop(columns=["evaluated_at"])
+        summaries = "\n".join(f"- {s.summary()}" for s in statuses) or "_no SLOs: add an `slos:` section to the SLA file_"
+        return MaterializeResult(metadata={**metadata, "dagster/row_count": len(table),
+                                           "preview": MetadataValue.md(markdown_table(shown) + "\n\n" + summaries)})
+
+    return _slo_status
 
 
 def build_monitoring_schedule(assets: Sequence[AssetsDefinition], *, cron_schedule: str = "0 6 * * *",

@@ -13,10 +13,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from . import figures, optimization
+from . import figures, optimization, slo
 from .performance import insert_values_sql
 from .rows import Rows, select
-from .schema import Variant
+from .schema import Variant, render
 
 _ALERT_COLUMNS = [
     "alert_id", "channel", "fingerprint", "alert_type", "severity", "component_name", "simulation_year",
@@ -72,6 +72,16 @@ class StoreSession:
             for run_id, name, value in self.conn.execute(optimization.FINAL_PARAMETERS, [list(by_id)]).fetchall():
                 by_id[str(run_id)][name] = value
         return [{**r, "final_params": by_id[str(r["optimization_id"])]} for r in runs]
+
+    def slo_counts(self, slos: Sequence[Any], now: datetime) -> dict[str, slo.Counts]:
+        """Per SLO (see :mod:`planwise_monitoring.evaluation.slo`): events, bad events, bad events per alert window."""
+        return slo.slo_counts(self.conn, slos, now)
+
+    def build_slo_status(self, rows: Sequence[Sequence[Any]]) -> Rows:
+        """(Re)build ``mon_slo_status`` from one row per SLO (in ``slo.STATUS_COLUMNS``' order)."""
+        self.conn.replace_table("mon_slo_status", render(slo.status_table_sql(len(rows)), self.conn.dialect),
+                                [value for row in rows for value in row])
+        return select(self.conn, "SELECT * FROM mon_slo_status ORDER BY slo_name")
 
     def insert_regressions(self, rows: Sequence[Mapping[str, Any]]) -> None:
         for row in rows:

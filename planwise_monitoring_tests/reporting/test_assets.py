@@ -80,7 +80,7 @@ def test_the_schedule_targets_the_monitoring_assets_and_runs_them(db_path):
         job = defs.resolve_job_def(schedule.job_name)
         assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == {
             "mon_performance_trends", "mon_sla_compliance", "mon_regression_report", "mon_memory_growth",
-            "mon_optimization_kpis"}
+            "mon_optimization_kpis", "mon_slo_status"}
         assert job.execute_in_process(instance=instance, tags=request.tags).success
     assert len(MonitoringStore(db_path).read_table("mon_sla_compliance")) == 1
 
