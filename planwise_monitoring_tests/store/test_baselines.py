@@ -115,6 +115,17 @@ def test_a_window_larger_than_the_history_takes_every_successful_run(backend: Ba
         assert matches(rows[key], want) and rows[key]["sample_size"] <= 6
 
 
+def test_runs_ending_at_the_same_moment_are_ranked_by_their_id(backend: Backend):
+    store = backend.store()
+    ends = datetime(2026, 2, 1, 12, 0, 30)
+    ids_and_seconds = [("aaaaaaaa", 10.0), ("ffffffff", 30.0), ("11111111", 20.0)]
+    store.write([make_record(performance_id=f"{prefix}-0000-4000-8000-000000000000", execution_time_seconds=s,
+                             execution_start_time=ends - timedelta(seconds=s)) for prefix, s in ids_and_seconds])
+    store.update_baselines(COMPONENT, runs=1, now=NOW)  # ffffffff…
+    store.update_baselines(COMPONENT, runs=2, now=NOW)  # ffffffff… and aaaaaaaa…
+    assert [r["p50_seconds"] for r in store.baselines(COMPONENT, all_versions=True).dicts()] == [20.0, 30.0]
+
+
 def test_a_new_version_never_changes_the_old_ones(backend: Backend):
     store = backend.store()
     records = generated_runs()
