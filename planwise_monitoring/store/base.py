@@ -282,7 +282,8 @@ class MonitoringStore:
 
     def prune(self, older_than: timedelta, now: datetime | None = None) -> dict[str, int]:
         """Delete history older than ``older_than`` (by each table's own timestamp); keep the rest.
-        Returns the rows removed per table. SLA definitions and the schema version are kept."""
+        Returns the rows removed per table. SLA definitions, baselines (a current one may be older than
+        the window) and the schema version are kept."""
         cutoff = (now or utcnow()) - older_than
         removed: dict[str, int] = {}
 
