@@ -166,6 +166,20 @@ def test_the_current_baseline_of_a_year_and_scenario(backend: Backend):
     assert (unpartitioned["simulation_year"], unpartitioned["version"]) == (None, 2)
 
 
+def test_a_version_is_a_whole_set_so_a_pair_without_runs_left_has_no_current_baseline(backend: Backend):
+    store = backend.store()
+    store.write([make_record(scenario="old_scenario", execution_start_time=datetime(2020, 1, 1)),
+                 make_record(scenario="baseline", execution_start_time=datetime(2026, 1, 1))])
+    store.update_baselines(COMPONENT, now=NOW)
+    store.prune(timedelta(days=365), now=datetime(2026, 2, 1))  # the 2020 run goes; version 1 keeps its baseline
+    store.update_baselines(COMPONENT, now=NOW)
+    with store.session(read_only=True) as s:
+        assert s.current_baseline(COMPONENT, 2025, "old_scenario") is None
+        assert s.current_baseline(COMPONENT, 2025, "baseline") is not None
+    assert [(r["version"], r["scenario"]) for r in store.baselines(COMPONENT, all_versions=True).dicts()] == [
+        (2, "baseline"), (1, "baseline"), (1, "old_scenario")]
+
+
 def test_the_current_baseline_of_a_database_no_write_has_migrated_yet(backend: Backend):
     with backend.raw() as conn:  # an older schema: no mon_baselines yet
         conn.execute("CREATE TABLE mon_schema_version (version INTEGER, applied_at TIMESTAMP)")
