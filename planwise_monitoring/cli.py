@@ -8,6 +8,9 @@
     planwise-monitoring trend scd_workforce_state --format json
     planwise-monitoring summary RUN_ID [--artifacts artifacts]
     planwise-monitoring prune --older-than 90d     # Nd, Nh or Nw
+    planwise-monitoring baseline show [COMPONENT] [--all-versions] [--format json]
+    planwise-monitoring baseline update COMPONENT [--runs 20] [--by NAME]   # a new version from the last N runs
+    planwise-monitoring baseline rollback COMPONENT [--to VERSION] [--by NAME]
 
 The database is ``--db``, else ``$PLANWISE_MONITORING_DB``, else ``monitoring.duckdb``: a DuckDB
 file, or a ``postgresql://user@host:5432/dbname`` URL (``--schema`` for its schema; a password is
@@ -66,6 +69,16 @@ def _limit(text: str) -> int:
     return value
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
+    return value
+
+
 def _output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=_limit, default=DEFAULT_LIMIT,
                         help=f"at most this many rows (default {DEFAULT_LIMIT:,}; 0: all)")
@@ -116,6 +129,22 @@ def build_parser() -> argparse.ArgumentParser:
     approve.add_argument("change_id")
     approve.add_argument("--by", required=True, metavar="NAME", help="who approves it")
     approve.add_argument("--reason", help="why (kept with the approval)")
+    baseline = commands.add_parser("baseline", help="performance baselines per component, year and scenario: "
+                                   "show, update, roll back").add_subparsers(dest="action", required=True)
+    show = baseline.add_parser("show", help="the current baselines (P50/P95/P99, MAD) of a component, or of all")
+    show.add_argument("component", nargs="?")
+    show.add_argument("--all-versions", action="store_true", help="every version, newest first")
+    _output_options(show)
+    update = baseline.add_parser("update", help="append a new version computed from the last N successful runs")
+    update.add_argument("component")
+    update.add_argument("--runs", type=_positive, default=20, metavar="N",
+                        help="successful runs per simulation year and scenario, the latest (default 20)")
+    update.add_argument("--by", metavar="NAME", help="who computes it (default: the OS user)")
+    rollback = baseline.add_parser("rollback", help="append a new version copying an earlier one")
+    rollback.add_argument("component")
+    rollback.add_argument("--to", dest="to_version", type=_positive, metavar="VERSION",
+                          help="the version to copy (default: the one before the current one)")
+    rollback.add_argument("--by", metavar="NAME", help="who rolls back (default: the OS user)")
     prune = commands.add_parser("prune", help="delete monitoring history older than an age")
     prune.add_argument("--older-than", type=parse_age, required=True, metavar="AGE",
                        help="e.g. 90d, 36h, 2w; rows inside the window are kept")
@@ -143,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
             _prune(store, args.older_than)
         elif args.command == "audit":
             return _audit(store, args)
+        elif args.command == "baseline":
+            _baseline(store, args)
     except (StoreError, QueryError) as exc:
         print(f"planwise-monitoring: {exc}", file=sys.stderr)
         return 2
@@ -163,6 +194,29 @@ def _audit(store: MonitoringStore, args: argparse.Namespace) -> int:
     approval = store.approve_change(args.change_id, by=args.by, reason=args.reason)
     print(f"approval {approval.entry_id} of change {approval.change_id} by {approval.user_name} appended")
     return 0
+
+
+# What `baseline update` and `rollback` print of the version they appended (`show` prints every column).
+_BASELINE_SUMMARY = ("scenario", "simulation_year", "sample_size", "p50_seconds", "p95_seconds", "p99_seconds",
+                     "mad_seconds", "p50_peak_memory_mb", "last_run_at")
+
+
+def _baseline(store: MonitoringStore, args: argparse.Namespace) -> None:
+    if args.action == "show":
+        _print_rows(store.baselines(args.component, args.all_versions, limit=args.limit), args.format)
+        return
+    _must_exist(store)
+    if args.action == "update":
+        version = store.update_baselines(args.component, runs=args.runs, by=args.by)
+    else:
+        version = store.rollback_baselines(args.component, to_version=args.to_version, by=args.by)
+    rows = store.baselines(args.component, version=version)
+    method = rows.column("method")[0]
+    done = (f"a copy of version {method.removeprefix('rollback:v')}" if method.startswith("rollback:v")
+            else f"from the last {args.runs} successful runs of each simulation year and scenario")
+    print(f"baseline version {version} of {args.component!r}: {len(rows)} row(s), {done}")
+    keep = [rows.columns.index(c) for c in _BASELINE_SUMMARY]
+    sys.stdout.write(render(Rows(_BASELINE_SUMMARY, [tuple(row[i] for i in keep) for row in rows.rows]), "table"))
 
 
 def _alerts(store: MonitoringStore, args: argparse.Namespace) -> None:

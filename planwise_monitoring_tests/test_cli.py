@@ -239,8 +239,105 @@ def test_audit_of_a_missing_database_does_not_create_it(backend, capsys):
     assert "does not exist yet" in capsys.readouterr().err and not backend.store().exists()
 
 
+# -- baselines ------------------------------------------------------------------------------------
+
+def _runs(component: str = "scd_workforce_state", seconds: tuple[float, ...] = (10.0, 20.0, 30.0, 40.0, 100.0)):
+    """Successful runs of a component in 2025 (one every hour, in this order) and a failed one last."""
+    start = datetime(2026, 1, 1)
+    return [*(make_record(component_name=component, execution_start_time=start + timedelta(hours=i),
+                          execution_time_seconds=s) for i, s in enumerate(seconds)),
+            make_record(component_name=component, execution_start_time=start + timedelta(hours=9), status=FAILED,
+                        sla_status=None, error_class="KeyError", execution_time_seconds=999.0)]
+
+
+def test_baseline_update_show_and_rollback(backend, capsys):
+    backend.store().write(_runs())
+    assert _cli(backend.target, "baseline", "update", "scd_workforce_state", "--runs", "3", "--by", "ana") == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == ("baseline version 1 of 'scd_workforce_state': 1 row(s), from the last 3 successful runs of "
+                      "each simulation year and scenario")
+    assert out[1].split()[:8] == ["scenario", "simulation_year", "sample_size", "p50_seconds", "p95_seconds",
+                                  "p99_seconds", "mad_seconds", "p50_peak_memory_mb"]
+    assert out[2].split()[:7] == ["baseline", "2025", "3", "40.0", "94.0", "98.8", "10.0"]  # of 30, 40, 100
+    assert _cli(backend.target, "baseline", "show", "--format", "json") == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert (row["component_name"], row["version"], row["sample_size"], row["window_runs"], row["p50_seconds"],
+            row["method"], row["created_by"]) == ("scd_workforce_state", 1, 3, 3, 40.0, "percentile", "ana")
+
+    assert _cli(backend.target, "baseline", "update", "scd_workforce_state") == 0  # all 5: median 30
+    assert "baseline version 2 of 'scd_workforce_state': 1 row(s), from the last 20" in capsys.readouterr().out
+    assert _cli(backend.target, "baseline", "rollback", "scd_workforce_state", "--by", "ben") == 0
+    out = capsys.readouterr().out
+    assert out.startswith("baseline version 3 of 'scd_workforce_state': 1 row(s), a copy of version 1\n")
+    assert out.splitlines()[2].split()[3] == "40.0"
+    assert _cli(backend.target, "baseline", "rollback", "scd_workforce_state", "--to", "2") == 0
+    assert "version 4 of 'scd_workforce_state': 1 row(s), a copy of version 2" in capsys.readouterr().out
+    assert _cli(backend.target, "baseline", "show", "scd_workforce_state", "--all-versions", "--format", "json") == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["version"], r["method"], r["p50_seconds"]) for r in rows] == [
+        (4, "rollback:v2", 30.0), (3, "rollback:v1", 40.0), (2, "percentile", 30.0), (1, "percentile", 40.0)]
+    assert rows[1]["created_by"] == "ben"
+    assert _cli(backend.target, "baseline", "show", "--all-versions", "--limit", "1", "--format", "csv") == 0
+    captured = capsys.readouterr()
+    assert len(captured.out.splitlines()) == 2 and "showing first 1 rows" in captured.err
+    assert _cli(backend.target, "baseline", "show", "fct_yearly_events") == 0
+    assert capsys.readouterr().out == "(no rows)\n"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["update", "never_ran"], "no successful runs of component 'never_ran' in "),
+    (["rollback", "never_ran"], "component 'never_ran' has no baselines in "),
+    (["rollback", "scd_workforce_state"], "has only baseline version 1: no earlier version to roll back to"),
+    (["rollback", "scd_workforce_state", "--to", "7"],
+     "component 'scd_workforce_state' has no baseline version 7 (its versions are 1 to 1)"),
+], ids=["update-unknown", "rollback-none", "rollback-only-one", "rollback-unknown-version"])
+def test_baseline_errors_are_one_line(backend, capsys, argv, message):
+    store = backend.store()
+    store.write(_runs())
+    store.update_baselines("scd_workforce_state")
+    assert _cli(backend.target, "baseline", *argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("planwise-monitoring: ") and message in captured.err
+    assert captured.err.count("\n") == 1 and "Traceback" not in captured.err
+    assert len(store.baselines(all_versions=True)) == 1
+
+
+def test_a_hostile_component_name_is_only_ever_a_value(backend, capsys):
+    hostile = "x'; DROP TABLE mon_baselines; --"
+    store = backend.store()
+    store.write(_runs() + _runs(hostile, (1.0, 2.0, 4.0)))
+    store.update_baselines("scd_workforce_state")
+    assert _cli(backend.target, "baseline", "update", "y'); DELETE FROM mon_baselines; --") == 2
+    assert "no successful runs of component \"y'); DELETE FROM mon_baselines; --\"" in capsys.readouterr().err
+    assert _cli(backend.target, "baseline", "update", hostile, "--by", "'; TRUNCATE mon_baselines; --") == 0
+    assert f"baseline version 1 of {hostile!r}: 1 row(s)" in capsys.readouterr().out
+    assert _cli(backend.target, "baseline", "rollback", hostile) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    assert _cli(backend.target, "baseline", "show", "--format", "json") == 0
+    rows = {r["component_name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert {name: r["p50_seconds"] for name, r in rows.items()} == {"scd_workforce_state": 30.0, hostile: 2.0}
+    assert rows[hostile]["created_by"] == "'; TRUNCATE mon_baselines; --"
+
+
+def test_baseline_of_a_missing_database_does_not_create_it(backend, capsys):
+    assert _cli(backend.target, "baseline", "show") == 2
+    assert _cli(backend.target, "baseline", "update", "scd_workforce_state") == 2
+    assert _cli(backend.target, "baseline", "rollback", "scd_workforce_state") == 2
+    assert capsys.readouterr().err.count("does not exist yet") == 3 and not backend.store().exists()
+
+
+@pytest.mark.parametrize("argv", [["update", "c", "--runs", "0"], ["update", "c", "--runs", "many"],
+                                  ["rollback", "c", "--to", "-1"]])
+def test_a_bad_baseline_argument_is_a_usage_error(db_path, capsys, argv):
+    with pytest.raises(SystemExit) as exited:
+        _cli(db_path, "baseline", *argv)
+    assert exited.value.code == 2 and "expected a" in capsys.readouterr().err
+    assert not db_path.exists()
+
+
 @pytest.mark.parametrize("argv", [[], ["query"], ["sla-compliance"], ["trend"], ["summary"], ["prune"], ["audit"],
-                                  ["audit", "verify"], ["audit", "approve"], ["audit", "report"]])
+                                  ["audit", "verify"], ["audit", "approve"], ["audit", "report"], ["baseline"],
+                                  ["baseline", "show"], ["baseline", "update"], ["baseline", "rollback"]])
 def test_help_of_every_command(capsys, argv):
     with pytest.raises(SystemExit) as exited:
         main([*argv, "--help"])

@@ -5,8 +5,8 @@ writing, replaying the spool, reading, pruning), ``duckdb`` and ``postgres`` (th
 to connect and what each dialect needs), ``schema`` (DDL and migrations for both, the
 ``mon_steps`` view every figure reads), ``session`` (the queries of sensors, checks and
 alerting), ``figures`` (one query per reported figure), ``performance`` (inserting records),
-``sla_definitions`` (mirroring SLA rows), ``spool`` and ``writer`` (getting records in without
-making a step wait).
+``sla_definitions`` (mirroring SLA rows), ``baselines`` (versioned performance baselines),
+``spool`` and ``writer`` (getting records in without making a step wait).
 
     store = MonitoringStore("monitoring.duckdb")                      # one machine
     store = MonitoringStore("postgresql://app@db:5432/monitoring")    # many

@@ -29,11 +29,11 @@ import logging
 import re
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from . import rollups
+from . import baselines, rollups
 from .audit import CHANGE, REPORT, ChainVerdict, ChangeEntry, append_entries, verify_chain
 from .errors import StoreError
 from .optimization import insert_optimization
@@ -282,7 +282,8 @@ class MonitoringStore:
 
     def prune(self, older_than: timedelta, now: datetime | None = None) -> dict[str, int]:
         """Delete history older than ``older_than`` (by each table's own timestamp); keep the rest.
-        Returns the rows removed per table. SLA definitions and the schema version are kept."""
+        Returns the rows removed per table. SLA definitions, baselines (a current one may be older than
+        the window) and the schema version are kept."""
         cutoff = (now or utcnow()) - older_than
         removed: dict[str, int] = {}
 
@@ -340,6 +341,42 @@ class MonitoringStore:
         with self.connect(read_only=True) as conn:
             return verify_chain(conn)
 
+    # -- performance baselines (see .baselines) -----------------------------------------------------
+    def update_baselines(self, component: str, runs: int = 20,
+                         now: datetime | None = None, by: str | None = None) -> int:
+        """Append the next version of ``component``'s baselines, from its last ``runs`` successful runs
+        per simulation year and scenario, computed at ``now`` (UTC) by ``by`` (default: the OS user);
+        returns the version. StoreError if the component has no successful run.
+
+            version = store.update_baselines("scd_workforce_state", runs=20)
+        """
+        now, by = _naive_utc(now), by or baselines.os_user()
+        with self.connect() as conn:
+            return int(self._transaction(conn, functools.partial(baselines.update, conn, component, runs, now, by,
+                                                                 self.target)))
+
+    def rollback_baselines(self, component: str, to_version: int | None = None, now: datetime | None = None,
+                           by: str | None = None) -> int:
+        """Append a new version of ``component``'s baselines copying version ``to_version`` (default:
+        the one before the current one); returns the new version. StoreError if there is none.
+
+            store.rollback_baselines("scd_workforce_state", to_version=1)
+        """
+        now, by = _naive_utc(now), by or baselines.os_user()
+        with self.connect() as conn:
+            return int(self._transaction(conn, functools.partial(baselines.rollback, conn, component, to_version,
+                                                                 now, by, self.target)))
+
+    def baselines(self, component: str | None = None, all_versions: bool = False, *, version: int | None = None,
+                  limit: int | None = None) -> Rows:
+        """The current version's baselines of ``component`` (default: of every component), a row per
+        simulation year and scenario; ``all_versions``: every version, newest first; ``version``: that one.
+
+            rows = store.baselines("scd_workforce_state").dicts()
+        """
+        with self.connect(read_only=True) as conn:
+            return baselines.read(conn, component, all_versions, version, limit)
+
     def schema_version(self) -> int:
         with self.connect(read_only=True) as conn:
             return current_version(conn)
@@ -380,6 +417,13 @@ def insert_items(conn: Any, items: Sequence[Any]) -> int:
     if by_kind:
         raise TypeError(f"the store takes no {', '.join(t.__name__ for t in by_kind)}")
     return inserted
+
+
+def _naive_utc(moment: datetime | None) -> datetime:
+    """``moment`` (default now) as every stored time is: naive UTC."""
+    if moment is None:
+        return utcnow()
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo is not None else moment
 
 
 def utcnow() -> datetime:

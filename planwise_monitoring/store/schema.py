@@ -30,11 +30,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from . import audit, optimization, rollups
+from . import audit, baselines, optimization, rollups
 from .errors import StoreError
 from .facts import STEP_FACTS
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 
 @dataclass(frozen=True)
@@ -281,6 +281,13 @@ MIGRATIONS: dict[int, list[str | Variant]] = {
     ],
     # Optimization runs, their parameters and iterations (see .optimization).
     8: list(optimization.TABLES),
+    # Versioned performance baselines (see .baselines); a regression says how it was detected (a
+    # step change by default, as every regression stored before was).
+    9: [
+        *baselines.TABLES,
+        *(Variant(None, statement) for statement in baselines.POSTGRES_INDEXES),
+        "ALTER TABLE mon_multi_year_regression ADD COLUMN detection_type VARCHAR(10) NOT NULL DEFAULT 'STEP'",
+    ],
 }
 
 VERSION_TABLE = ("CREATE TABLE IF NOT EXISTS mon_schema_version "

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from . import figures, optimization, slo
+from . import baselines, figures, optimization, slo
 from .performance import insert_values_sql
 from .rows import Rows, select
 from .schema import Variant, render
@@ -61,6 +61,15 @@ class StoreSession:
             [component_name, scenario, simulation_year, before, limit],
         ).fetchall()
         return [(run_id, seconds) for run_id, seconds in reversed(rows)]
+
+    def current_baseline(self, component_name: str, simulation_year: int | None, scenario: str) -> dict | None:
+        """The current version of the component's baseline for one year and scenario (see
+        :mod:`.baselines`: percentiles, MAD, sample size, version), or None if it has none.
+
+            row = s.current_baseline("scd_workforce_state", 2025, "baseline")
+            slower = row is not None and latest_seconds > row["p95_seconds"]
+        """
+        return baselines.current(self.conn, component_name, simulation_year, scenario)
 
     def optimization_runs(self, since: datetime, limit: int = 1000) -> list[dict]:
         """Runs finished since ``since``, oldest first, each with ``final_params`` (name -> value)."""

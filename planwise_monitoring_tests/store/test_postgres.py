@@ -29,11 +29,12 @@ from .backends import Backend
 TABLES = {"mon_multi_year_performance", "mon_phase_timings", "mon_multi_year_regression", "mon_sla_definitions",
           "mon_alerts", "mon_run_failures", "mon_schema_version", "mon_daily_steps", "mon_duration_histogram",
           "mon_parameter_changes", "mon_optimization_runs", "mon_optimization_parameters",
-          "mon_optimization_iterations"}
+          "mon_optimization_iterations", "mon_baselines"}
 VIEWS = {"mon_steps", "mon_simulation_memory_growth"}
 INDEXES = {"mon_performance_history", "mon_performance_simulation", "mon_performance_ended", "mon_performance_run",
            "mon_regression_detected", "mon_alerts_fingerprint", "mon_alerts_pending", "mon_daily_steps_day",
-           "mon_performance_durations", "mon_performance_daily_durations", "mon_performance_failed"}
+           "mon_performance_durations", "mon_performance_daily_durations", "mon_performance_failed",
+           "mon_baselines_version", "mon_baselines_version_no_year"}
 
 
 # -- migrations ---------------------------------------------------------------------------------
@@ -42,7 +43,7 @@ def test_a_fresh_database_is_migrated_to_the_current_version(postgres: Backend):
     store = postgres.store()
     record = make_record()
     assert store.write([record]) == 1
-    assert store.schema_version() == SCHEMA_VERSION == 8
+    assert store.schema_version() == SCHEMA_VERSION == 9
     with postgres.raw() as conn:
         assert set(postgres.tables(conn)) == TABLES
         assert {v for (v,) in conn.execute(

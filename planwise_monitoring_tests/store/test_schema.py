@@ -50,30 +50,45 @@ def _version_2_file(path: Path) -> None:
         conn.execute("CREATE VIEW mon_memory_growth AS SELECT 1 AS peak_memory_mb")
 
 
-def _snapshot(path: Path) -> dict[str, list[str]]:
+def _columns(path: Path) -> dict[str, list[str]]:
+    """Each table's columns (but mon_schema_version's)."""
     with duckdb.connect(str(path), read_only=True) as conn:
-        tables = [r[0] for r in conn.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
-            "AND table_name <> 'mon_schema_version' ORDER BY 1").fetchall()]
-        return {t: sorted(map(str, conn.execute(f"SELECT * FROM {t}").fetchall())) for t in tables}
+        columns: dict[str, list[str]] = {}
+        for table, column in conn.execute(
+                "SELECT c.table_name, c.column_name FROM information_schema.columns c "
+                "JOIN information_schema.tables t USING (table_schema, table_name) WHERE t.table_type = 'BASE TABLE' "
+                "AND c.table_name <> 'mon_schema_version' ORDER BY c.table_name, c.ordinal_position").fetchall():
+            columns.setdefault(table, []).append(column)
+        return columns
+
+
+def _snapshot(path: Path, columns: dict[str, list[str]] | None = None) -> dict[str, list[str]]:
+    """Each table's rows as text, sorted; of the tables in ``columns``, only those columns (the ones
+    they had before an upgrade added more)."""
+    every = _columns(path)
+    with duckdb.connect(str(path), read_only=True) as conn:
+        return {t: sorted(map(str, conn.execute(f"SELECT {', '.join((columns or every).get(t, cols))} FROM {t}"
+                                                ).fetchall())) for t, cols in every.items()}
 
 
 def test_a_version_2_file_is_upgraded_with_nothing_lost(db_path: Path):
     _version_2_file(db_path)
-    before = _snapshot(db_path)
+    before, columns = _snapshot(db_path), _columns(db_path)
     assert sum(len(rows) for rows in before.values()) == 7
 
     store = MonitoringStore(db_path)
     store.write([make_record()])
-    assert store.schema_version() == SCHEMA_VERSION == 8
-    after = _snapshot(db_path)
+    assert store.schema_version() == SCHEMA_VERSION == 9
+    after = _snapshot(db_path, columns)
     assert {t: after[t] for t in before if t != "mon_multi_year_performance"} == {
         t: rows for t, rows in before.items() if t != "mon_multi_year_performance"}
     assert {t: rows for t, rows in after.items() if t not in before} == {  # new, empty
         t: [] for t in ("mon_parameter_changes", "mon_optimization_runs", "mon_optimization_parameters",
-                        "mon_optimization_iterations")}
+                        "mon_optimization_iterations", "mon_baselines")}
     assert set(before["mon_multi_year_performance"]) < set(after["mon_multi_year_performance"])
     with store.connect(read_only=True) as conn:
+        # the regression detected before says how: a step change, as every one was then
+        assert conn.execute("SELECT detection_type FROM mon_multi_year_regression").fetchall() == [("STEP",)]
         # the old row is read through the new definitions: the day it ended, its breach
         [old] = [r for r in trend(conn, component="c").dicts()]
         assert (str(old["performance_date"]), old["runs"], old["sla_breaches"]) == ("2026-01-02", 1, 1)

@@ -59,11 +59,14 @@ def test_an_older_database_is_migrated_and_keeps_its_rows(backend: Backend):
                      "component_name, component_type, status, execution_start_time, execution_end_time, "
                      "execution_time_seconds) VALUES (?, 'r', 's', 'baseline', 'c', 'T', 'SUCCESS', now(), now(), 1.5)",
                      [record.performance_id])
+        conn.execute("INSERT INTO mon_multi_year_regression (component_name, baseline_run_id, current_run_id) "
+                     "VALUES ('c', 'r0', 'r')")
     store = backend.store()
     store.write([])
     assert store.schema_version() == SCHEMA_VERSION
     assert store.read_performance()["execution_time_seconds"].tolist() == [1.5]
     assert len(store.read_table("mon_alerts")) == 0
+    assert store.read_table("mon_multi_year_regression")["detection_type"].tolist() == ["STEP"]  # migration 9
     with backend.raw() as conn:
         assert conn.execute("SELECT version FROM mon_schema_version ORDER BY version").fetchall() == [
             (v,) for v in range(1, SCHEMA_VERSION + 1)]
