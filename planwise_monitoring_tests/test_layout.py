@@ -11,7 +11,7 @@ PACKAGE = Path(planwise_monitoring.__file__).parent
 
 # stage -> the stages (and shared top-level modules) it may import from; data flows
 # measure -> record -> store -> evaluate / alert -> report -> Dagster glue
-SHARED = {"redaction", "yaml_files", "events", "_deprecated", "clock"}
+SHARED = {"redaction", "yaml_files", "events", "identity", "_deprecated", "clock"}
 ALLOWED = {
     "recording": SHARED,
     "store": SHARED | {"recording"},

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import getpass
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -26,6 +25,7 @@ from ..evaluation.sla import (
 )
 from ..evaluation.slo import Slo, load_slo_file
 from ..events import JsonEventLog, JsonLogConfig
+from ..identity import os_user
 from ..recording.measure import ComponentTiming, current_meter, phase, utcnow
 from ..recording.optimization import OptimizationRun, OptimizationTracker, RunIdentity, target_value
 from ..redaction import redact
@@ -337,7 +337,7 @@ class MonitoringResource(ConfigurableResource):
             with contextlib.suppress(Exception):  # an op, or a multi-asset: no single asset
                 asset_key = context.asset_key.to_user_string()
             partition_key = context.partition_key if context.has_partition_key else None
-        return RunIdentity(user_name=user or tags.get(USER_TAG) or _os_user(),
+        return RunIdentity(user_name=user or tags.get(USER_TAG) or os_user(),
                            scenario=(tags.get(SCENARIO_TAG) or self.scenario)[:100],
                            dagster_run_id=context.run_id if context is not None else None,
                            asset_key=asset_key, partition_key=partition_key)
@@ -402,12 +402,6 @@ def _current_context() -> OpExecutionContext | None:
     except Exception:  # outside a Dagster step
         return None
 
-
-def _os_user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no login name (a container without one)
-        return f"uid-{os.getuid()}"
 
 
 def with_resource_parameter(fn: Callable[..., Any], context_type: type, resource_key: str) -> Callable[..., Any]:

@@ -33,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..identity import os_user
 from . import baselines, rollups
 from .audit import CHANGE, REPORT, ChainVerdict, ChangeEntry, append_entries, verify_chain
 from .errors import StoreError
@@ -350,7 +351,7 @@ class MonitoringStore:
 
             version = store.update_baselines("scd_workforce_state", runs=20)
         """
-        now, by = _naive_utc(now), by or baselines.os_user()
+        now, by = _naive_utc(now), by or os_user()
         with self.connect() as conn:
             return int(self._transaction(conn, functools.partial(baselines.update, conn, component, runs, now, by,
                                                                  self.target)))
@@ -362,7 +363,7 @@ class MonitoringStore:
 
             store.rollback_baselines("scd_workforce_state", to_version=1)
         """
-        now, by = _naive_utc(now), by or baselines.os_user()
+        now, by = _naive_utc(now), by or os_user()
         with self.connect() as conn:
             return int(self._transaction(conn, functools.partial(baselines.rollback, conn, component, to_version,
                                                                  now, by, self.target)))

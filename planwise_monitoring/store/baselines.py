@@ -36,8 +36,6 @@ on PostgreSQL a unique index on (component, version, scenario, year) refuses a d
 
 from __future__ import annotations
 
-import getpass
-import os
 from datetime import datetime
 from typing import Any
 
@@ -241,11 +239,3 @@ def current(conn: Any, component: str, simulation_year: int | None, scenario: st
         return None
     rows = select(conn, CURRENT, {"component": component, "scenario": scenario, "year": simulation_year}).dicts()
     return rows[0] if rows else None
-
-
-def os_user() -> str:
-    """Who is computing a baseline when no one is named: the login name, else the uid."""
-    try:
-        return getpass.getuser()
-    except Exception:  # no login name (a container without one)
-        return f"uid-{os.getuid()}"

@@ -1,87 +1,69 @@
 """The counts the SLOs are judged by (see :mod:`planwise_monitoring.evaluation.slo`): per SLO its
-events and bad events in its window, and its bad events in each alert window, every SLO in one
-scan of the steps that ended in the longest window.
+events and bad events in its window, and its bad events in each alert window.
 
     counts = slo_counts(conn, slos, now)      # {slo name: (events, bad, {window seconds: bad})}
 
-An SLO's components are names or patterns with ``*`` and ``?`` (SQL ``LIKE``, escaped); names,
-patterns, scenarios and thresholds are parameters, never SQL text.
+One scan for every SLO: the steps that ended in the longest window are counted per component,
+scenario and *slot* (the shortest of all the windows a step ended in), a few hundred rows
+however many steps; each SLO then adds up the slots of its windows and the components and
+scenarios it covers. Its components are names or patterns with ``*`` and ``?``, matched here,
+never SQL text (so ``%`` or a quote in a name is just a character).
 """
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 Slo = Any  # an evaluation.slo.Slo: the store reads its fields only (the store comes before evaluation)
-
 Counts = tuple[int, int, dict[float, int]]
 
-# indicator -> (which steps are events, which of them are bad), over mon_steps
-_INDICATORS = {
-    "within_sla": ("judged", "breached"),
-    "succeeded": ("true", "failed"),
-    "under_duration": ("succeeded", "execution_time_seconds > $threshold_{i}"),
-}
-
-
-def like_pattern(pattern: str) -> str:
-    """A component pattern (``*`` any run of characters, ``?`` one) as a LIKE pattern with ``\\``
-    as its escape.
-
-        assert like_pattern("int_*") == "int\\\\_%"
-    """
-    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped.replace("*", "%").replace("?", "_")
-
-
-def _scope(i: int, slo: Slo, params: dict[str, Any]) -> str:
-    """The SQL condition of the steps SLO ``i`` covers (its components and scenarios)."""
-    terms = []
-    if "*" not in slo.components:
-        names = []
-        for j, pattern in enumerate(slo.components):
-            params[f"component_{i}_{j}"] = like_pattern(pattern)
-            names.append(f"component_name LIKE $component_{i}_{j} ESCAPE '\\'")
-        terms.append(f"({' OR '.join(names)})")
-    if slo.scenarios is not None:
-        scenarios = []
-        for j, scenario in enumerate(slo.scenarios):
-            params[f"scenario_{i}_{j}"] = scenario
-            scenarios.append(f"scenario = $scenario_{i}_{j}")
-        terms.append(f"({' OR '.join(scenarios)})")
-    return " AND ".join(terms) or "true"
+# indicator -> (the column counting its events, the column counting its bad events)
+_COLUMNS = {"within_sla": ("judged", "breached"), "succeeded": ("steps", "failed"),
+            "under_duration": ("succeeded", "over_{threshold}")}
 
 
 def slo_counts(conn: Any, slos: Sequence[Slo], now: datetime) -> dict[str, Counts]:
     """Each SLO's counts over the steps that ended in (now - window, now] (see the module docstring)."""
     if not slos:
         return {}
-    params: dict[str, Any] = {"now": now}
-    columns: list[str] = []
-    for i, slo in enumerate(slos):
-        event, bad = (text.format(i=i) for text in _INDICATORS[slo.indicator.value])
-        if slo.threshold_seconds is not None:
-            params[f"threshold_{i}"] = slo.threshold_seconds
-        params[f"window_{i}"] = now - timedelta(seconds=slo.window)
-        counted = f"{_scope(i, slo, params)} AND {event} AND execution_end_time > $window_{i}"
-        columns += [f"count(*) FILTER (WHERE {counted})", f"count(*) FILTER (WHERE {counted} AND {bad})"]
-        for k, seconds in enumerate(slo.windows):
-            params[f"since_{i}_{k}"] = now - timedelta(seconds=seconds)
-            columns.append(f"count(*) FILTER (WHERE {counted} AND {bad} AND execution_end_time > $since_{i}_{k})")
-    params["since"] = now - timedelta(seconds=max(slo.window for slo in slos))
-    row = conn.execute(
-        f"SELECT {', '.join(columns)} FROM mon_steps WHERE execution_end_time > $since AND execution_end_time <= $now",
-        params,
-    ).fetchone()
+    windows = sorted({w for slo in slos for w in (slo.window, *slo.windows)})  # shortest first
+    thresholds = sorted({slo.threshold_seconds for slo in slos if slo.threshold_seconds is not None})
+    params: dict[str, Any] = {"now": now, **{f"since_{k}": now - timedelta(seconds=w) for k, w in enumerate(windows)},
+                              **{f"threshold_{k}": t for k, t in enumerate(thresholds)}}
+    slot = " ".join(f"WHEN execution_end_time > $since_{k} THEN {k}" for k in range(len(windows)))
+    over = "".join(f", count(*) FILTER (WHERE succeeded AND execution_time_seconds > $threshold_{k}) AS over_{k}"
+                   for k in range(len(thresholds)))
+    cur = conn.execute(f"""
+        SELECT component_name, scenario, CASE {slot} END AS slot, count(*) AS steps,
+               count(*) FILTER (WHERE failed) AS failed, count(*) FILTER (WHERE succeeded) AS succeeded,
+               count(*) FILTER (WHERE judged) AS judged, count(*) FILTER (WHERE breached) AS breached{over}
+        FROM mon_steps
+        WHERE execution_end_time > $since_{len(windows) - 1} AND execution_end_time <= $now
+        GROUP BY component_name, scenario, slot
+        """, params)
+    names = [d[0] for d in cur.description]
+    groups = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
     counts: dict[str, Counts] = {}
-    at = 0
     for slo in slos:
-        windows = slo.windows
-        counts[slo.name] = (int(row[at]), int(row[at + 1]), {w: int(row[at + 2 + k]) for k, w in enumerate(windows)})
-        at += 2 + len(windows)
+        event, bad = _COLUMNS[slo.indicator.value]
+        if slo.threshold_seconds is not None:
+            bad = bad.format(threshold=thresholds.index(slo.threshold_seconds))
+        mine = [g for g in groups if _covers(slo, g["component_name"], g["scenario"])]
+
+        def total(column: str, window: float, mine: list[dict[str, Any]] = mine) -> int:
+            return sum(int(g[column]) for g in mine if g["slot"] <= windows.index(window))
+
+        counts[slo.name] = (total(event, slo.window), total(bad, slo.window),
+                            {w: total(bad, w) for w in slo.windows})
     return counts
+
+
+def _covers(slo: Slo, component_name: str, scenario: str) -> bool:
+    return (any(fnmatch.fnmatchcase(component_name, pattern) for pattern in slo.components)
+            and (slo.scenarios is None or scenario in slo.scenarios))
 
 
 # mon_slo_status, the SLO asset's table: a row per SLO as last evaluated
